@@ -1,0 +1,356 @@
+"""The backoff decorator sink: retries with limits, endpoint health, dead letters."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from .errors import DeliveryError, EndpointGoneError, PermanentDeliveryError, SinkClosedError
+from .events import Event
+from .metrics import EndpointStats
+from .retry import RetryPolicy
+from .sink import Sink
+from .throttle import LogThrottle
+
+__all__ = ["FAILURE_FIELD", "BackoffSink", "RetryState"]
+
+FAILURE_FIELD = "tidings_failure"
+"""The top-level field a dead-lettered event carries."""
+
+logger = logging.getLogger("tidings.backoff")
+
+
+@attrs.frozen
+class RetryState:
+    """What an ``on_retry`` hook is told before each wait."""
+
+    endpoint: str
+    attempt: int
+    """The attempt that just failed (1 for the first)."""
+    delay: float
+    """Seconds until the next attempt."""
+    error: BaseException
+    events: int
+    """Events in the write."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, DeliveryError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _utc_text(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+class BackoffSink:
+    """Retry writes to ``sink`` by ``policy``; settle every event it is given.
+
+    A :class:`~tidings.DeliveryError`, or any other exception (logged with its
+    traceback once per write), is retried after the policy's wait; a
+    :class:`~tidings.PermanentDeliveryError` is not. A ``retry_after`` on the
+    error replaces the computed wait (clamped by ``policy.max_retry_after``) and
+    pauses the whole endpoint; one that ends after the deadline gives up at once.
+    An :class:`~tidings.EndpointGoneError` disables the endpoint: later writes go
+    straight to the dead-letter sink with reason ``"endpoint disabled"``.
+
+    Events whose write gives up go to ``dead_letter`` with a ``tidings_failure``
+    field, or are counted ``lost`` when there is none or writing there fails.
+    ``write`` therefore never raises for a delivery failure: it returns when the
+    events are settled.
+
+    ``clock`` (monotonic seconds), ``sleep`` and ``rng`` are injectable so tests
+    need not wait; the default sleep is interrupted at once by :meth:`interrupt`
+    and :meth:`close`. ``on_retry`` sees a :class:`RetryState` before each wait.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        policy: RetryPolicy | None = None,
+        *,
+        dead_letter: Sink | None = None,
+        stats: EndpointStats | None = None,
+        name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        rng: random.Random | None = None,
+        on_retry: Callable[[RetryState], None] | None = None,
+    ) -> None:
+        self._sink = sink
+        self.policy = policy if policy is not None else RetryPolicy()
+        self.dead_letter = dead_letter
+        self.stats = stats if stats is not None else EndpointStats(name or "backoff")
+        self.name = name or self.stats.endpoint
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._on_retry = on_retry
+        self._wake = threading.Event()
+        self._closed = False
+        self._paused_until = 0.0
+        self._failed_writes = 0
+        self._throttle = LogThrottle(logger)
+
+    def __repr__(self) -> str:
+        return f"BackoffSink({self._sink!r}, {self.policy!r})"
+
+    @property
+    def sink(self) -> Sink:
+        """The wrapped sink."""
+        return self._sink
+
+    @property
+    def disabled(self) -> bool:
+        """True once the endpoint answered 410 Gone."""
+        return self.stats.disabled
+
+    # -- waiting -----------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait; return False when interrupted."""
+        if self._wake.is_set():
+            return False
+        if seconds > 0:
+            if self._sleep is not None:
+                self._sleep(seconds)
+            else:
+                self._wake.wait(seconds)
+        return not self._wake.is_set()
+
+    def _wait_for_pause(self) -> bool:
+        remaining = self._paused_until - self._clock()
+        return self._wait(remaining) if remaining > 0 else not self._wake.is_set()
+
+    def _pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Deliver ``events``, retrying by the policy, then settle them."""
+        if self._closed:
+            raise SinkClosedError(f"endpoint {self.name!r} is closed")
+        if self.stats.disabled:
+            self._settle(events, "endpoint disabled", attempts=0, error=None)
+            return
+        if not self._wait_for_pause():
+            self._settle(events, "shutdown", attempts=0, error=None)
+            return
+        policy = self.policy
+        first_attempt = datetime.datetime.now(datetime.UTC)
+        start = self._clock()
+        attempt = 0
+        traceback_logged = False
+        while True:
+            attempt += 1
+            try:
+                self._sink.write(events)
+            except Exception as exc:
+                error: Exception = exc
+            else:
+                self._failed_writes = 0
+                self.stats.count_settled("delivered", len(events), attempts=attempt)
+                return
+            self.stats.count_error(_describe(error))
+            if not isinstance(error, DeliveryError) and not traceback_logged:
+                traceback_logged = True
+                logger.error(
+                    "endpoint %r: the sink raised %s; retried like a delivery error",
+                    self.name,
+                    type(error).__name__,
+                    exc_info=error,
+                )
+            reason = self._give_up_reason(error, attempt, start)
+            if reason is None:
+                delay = self._next_delay(error, attempt)
+                elapsed = self._clock() - start
+                if policy.max_elapsed is not None and elapsed + delay > policy.max_elapsed:
+                    reason = "deadline"
+                else:
+                    self._announce_retry(error, attempt, delay, len(events))
+                    if self._wait(delay) and self._wait_for_pause():
+                        self.stats.count_retry()
+                        continue
+                    reason = "shutdown"
+            if reason != "shutdown" and not isinstance(error, EndpointGoneError):
+                self._failed_writes += 1
+                self._maybe_open_breaker()
+            self._settle(
+                events,
+                reason,
+                attempts=attempt,
+                error=error,
+                first_attempt=first_attempt,
+            )
+            return
+
+    def _give_up_reason(self, error: Exception, attempt: int, start: float) -> str | None:
+        if isinstance(error, EndpointGoneError):
+            self._disable(error)
+            return "endpoint gone"
+        if isinstance(error, PermanentDeliveryError):
+            return "permanent error"
+        if self._wake.is_set():
+            return "shutdown"
+        max_attempts = self.policy.max_attempts
+        if max_attempts is not None and attempt >= max_attempts:
+            if isinstance(error, DeliveryError):
+                return "max retries"
+            return f"max retries ({type(error).__name__})"
+        return None
+
+    def _next_delay(self, error: Exception, attempt: int) -> float:
+        retry_after = error.retry_after if isinstance(error, DeliveryError) else None
+        if retry_after is not None and retry_after >= 0:
+            delay = min(float(retry_after), self.policy.max_retry_after)
+            # The receiver asked the whole endpoint to back off, not one write.
+            self._pause(delay)
+            return delay
+        delay = self.policy.delay(attempt - 1, self._rng)
+        if self._breaker_open():
+            delay = max(delay, self.policy.breaker_cooldown)
+        return delay
+
+    def _breaker_open(self) -> bool:
+        threshold = self.policy.breaker_threshold
+        return threshold is not None and self._failed_writes >= threshold
+
+    def _maybe_open_breaker(self) -> None:
+        if self._breaker_open():
+            self._pause(self.policy.breaker_cooldown)
+            self._throttle.log(
+                "breaker",
+                logging.WARNING,
+                "endpoint %r: %d consecutive failed writes; pausing %.1fs before a probe",
+                self.name,
+                self._failed_writes,
+                self.policy.breaker_cooldown,
+            )
+
+    def _announce_retry(self, error: Exception, attempt: int, delay: float, count: int) -> None:
+        max_attempts = self.policy.max_attempts
+        self._throttle.log(
+            "retry",
+            logging.WARNING,
+            "endpoint %r: attempt %d of %s failed (%s); retrying in %.2fs",
+            self.name,
+            attempt,
+            "unlimited" if max_attempts is None else max_attempts,
+            _describe(error),
+            delay,
+        )
+        if self._on_retry is not None:
+            self._on_retry(
+                RetryState(
+                    endpoint=self.name, attempt=attempt, delay=delay, error=error, events=count
+                )
+            )
+
+    def _disable(self, error: Exception) -> None:
+        if not self.stats.disabled:
+            self.stats.disabled = True
+            logger.error(
+                "endpoint %r: the receiver says it is gone (%s); endpoint disabled, "
+                "later events go to the dead-letter sink",
+                self.name,
+                _describe(error),
+            )
+
+    # -- settling ----------------------------------------------------------------
+
+    def _settle(
+        self,
+        events: Sequence[Event],
+        reason: str,
+        *,
+        attempts: int,
+        error: Exception | None,
+        first_attempt: datetime.datetime | None = None,
+    ) -> None:
+        """Dead-letter ``events`` or count them lost."""
+        now = datetime.datetime.now(datetime.UTC)
+        status = error.status if isinstance(error, DeliveryError) else None
+        description = _describe(error) if error is not None else None
+        if self.dead_letter is None:
+            self.stats.count_settled("lost", len(events), attempts=attempts or None)
+            self._throttle.log(
+                "give-up",
+                logging.ERROR,
+                "endpoint %r: gave up on %d events (%s%s); no dead-letter sink, events lost",
+                self.name,
+                len(events),
+                reason,
+                f": {description}" if description else "",
+            )
+            return
+        failure = {
+            "endpoint": self.name,
+            "reason": reason,
+            "attempts": attempts,
+            "status": status,
+            "error": description,
+            "first_attempt": _utc_text(first_attempt) if first_attempt else None,
+            "last_attempt": _utc_text(now) if attempts else None,
+        }
+        records = [event.with_extra(**{FAILURE_FIELD: failure}) for event in events]
+        try:
+            self.dead_letter.write(records)
+        except Exception as exc:
+            self.stats.count_settled("lost", len(events), attempts=attempts or None)
+            logger.error(
+                "endpoint %r: writing %d events to the dead-letter sink failed; events lost: %s",
+                self.name,
+                len(events),
+                _describe(exc),
+            )
+            return
+        self.stats.count_settled("dead_lettered", len(events), attempts=attempts or None)
+        self._throttle.log(
+            "give-up",
+            logging.ERROR,
+            "endpoint %r: gave up on %d events (%s%s); dead-lettered",
+            self.name,
+            len(events),
+            reason,
+            f": {description}" if description else "",
+        )
+
+    def abandon(self, events: Sequence[Event], *, reason: str) -> None:
+        """Settle events that will not be attempted (dead letter, else lost)."""
+        self._settle(events, reason, attempts=0, error=None)
+
+    def interrupt(self) -> None:
+        """Wake every wait and abort the wrapped sink's request in flight.
+
+        A write in progress gives up with reason ``"shutdown"``; the dead-letter
+        sink stays open for :meth:`abandon`.
+        """
+        self._wake.set()
+        try:
+            self._sink.close()
+        except Exception:
+            logger.exception("endpoint %r: closing the sink failed", self.name)
+
+    def close(self) -> None:
+        """Interrupt, then close the wrapped and the dead-letter sink."""
+        self._closed = True
+        self.interrupt()
+        if self.dead_letter is not None:
+            try:
+                self.dead_letter.close()
+            except Exception:
+                logger.exception("endpoint %r: closing the dead-letter sink failed", self.name)
+
+    def _after_fork_in_child(self) -> None:
+        """Fresh synchronisation in a forked child."""
+        self._wake = threading.Event()
+        self._throttle.reset()

@@ -1,0 +1,187 @@
+"""Per-endpoint counters: every event offered to an endpoint ends in one outcome.
+
+Once an endpoint is idle (``flush()`` returned True, or ``close()`` returned)::
+
+    accepted == filtered + dropped + delivered + dead_lettered + lost + pending
+
+``retries``, ``errors`` and ``status_codes`` count attempts, not events.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Callable, Mapping
+
+import attrs
+
+__all__ = ["EndpointMetrics", "EndpointStats"]
+
+
+@attrs.frozen(kw_only=True)
+class EndpointMetrics:
+    """A snapshot of one endpoint's counters.
+
+    Events: ``accepted`` (offered by publish, replay or a spool's resume, before
+    the filter), and the outcomes ``filtered``, ``dropped`` (queue overflow),
+    ``delivered``, ``dead_lettered``, ``lost`` and ``pending`` (queued, in flight
+    including backoff waits, or left persisted at shutdown). Attempts: ``retries``
+    (re-attempts of a write), ``errors`` (failed attempts, any cause) and
+    ``status_codes`` (responses by code). ``attempts`` maps a number of attempts to
+    the number of events whose write was settled after that many.
+    """
+
+    endpoint: str
+    accepted: int = 0
+    filtered: int = 0
+    dropped: int = 0
+    delivered: int = 0
+    dead_lettered: int = 0
+    lost: int = 0
+    pending: int = 0
+    retries: int = 0
+    errors: int = 0
+    status_codes: Mapping[int, int] = attrs.field(factory=dict)
+    attempts: Mapping[int, int] = attrs.field(factory=dict)
+    last_error: str | None = None
+    last_error_at: datetime.datetime | None = None
+    disabled: bool = False
+
+    @property
+    def outcomes(self) -> int:
+        """The sum of every outcome, pending included: equals ``accepted`` when idle."""
+        return (
+            self.filtered
+            + self.dropped
+            + self.delivered
+            + self.dead_lettered
+            + self.lost
+            + self.pending
+        )
+
+
+class EndpointStats:
+    """The live, thread-safe counters behind :class:`EndpointMetrics`.
+
+    One instance is shared by every stage of an endpoint's chain (filter, queue,
+    backoff, transport); each stage counts what it decides. ``pending`` is not a
+    counter: the queue reports it through :meth:`set_pending_source`.
+    """
+
+    __slots__ = (
+        "_attempts",
+        "_lock",
+        "_pending_source",
+        "accepted",
+        "dead_lettered",
+        "delivered",
+        "disabled",
+        "dropped",
+        "endpoint",
+        "errors",
+        "filtered",
+        "last_error",
+        "last_error_at",
+        "lost",
+        "retries",
+        "status_codes",
+    )
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.filtered = 0
+        self.dropped = 0
+        self.delivered = 0
+        self.dead_lettered = 0
+        self.lost = 0
+        self.retries = 0
+        self.errors = 0
+        self.status_codes: dict[int, int] = {}
+        self._attempts: dict[int, int] = {}
+        self.last_error: str | None = None
+        self.last_error_at: datetime.datetime | None = None
+        self.disabled = False
+        self._pending_source: Callable[[], int] = lambda: 0
+
+    def __repr__(self) -> str:
+        return f"<EndpointStats {self.endpoint!r} accepted={self.accepted}>"
+
+    def reset_lock(self) -> None:
+        """Give the stats a fresh lock (in a child process after fork)."""
+        self._lock = threading.Lock()
+
+    def set_pending_source(self, source: Callable[[], int]) -> None:
+        """Tell the stats how to count pending events (the queue calls this)."""
+        self._pending_source = source
+
+    def count_accepted(self, n: int) -> None:
+        """Count ``n`` events offered to the endpoint."""
+        with self._lock:
+            self.accepted += n
+
+    def count_filtered(self, n: int) -> None:
+        """Count ``n`` events the filter ignored."""
+        with self._lock:
+            self.filtered += n
+
+    def count_dropped(self, n: int) -> None:
+        """Count ``n`` events the queue dropped on overflow."""
+        with self._lock:
+            self.dropped += n
+
+    def count_settled(self, outcome: str, n: int, attempts: int | None = None) -> None:
+        """Count ``n`` events whose write ended as ``delivered``, ``dead_lettered``
+        or ``lost``, after ``attempts`` attempts when known."""
+        with self._lock:
+            if outcome == "delivered":
+                self.delivered += n
+            elif outcome == "dead_lettered":
+                self.dead_lettered += n
+            elif outcome == "lost":
+                self.lost += n
+            else:
+                raise ValueError(f"unknown outcome {outcome!r}")
+            if attempts is not None:
+                self._attempts[attempts] = self._attempts.get(attempts, 0) + n
+
+    def count_error(self, description: str) -> None:
+        """Count one failed attempt and remember it as the last error."""
+        now = datetime.datetime.now(datetime.UTC)
+        with self._lock:
+            self.errors += 1
+            self.last_error = description
+            self.last_error_at = now
+
+    def count_retry(self) -> None:
+        """Count one re-attempt of a write."""
+        with self._lock:
+            self.retries += 1
+
+    def record_status(self, code: int) -> None:
+        """Count one response with status ``code``."""
+        with self._lock:
+            self.status_codes[code] = self.status_codes.get(code, 0) + 1
+
+    def snapshot(self) -> EndpointMetrics:
+        """A consistent copy of the counters."""
+        pending = self._pending_source()
+        with self._lock:
+            return EndpointMetrics(
+                endpoint=self.endpoint,
+                accepted=self.accepted,
+                filtered=self.filtered,
+                dropped=self.dropped,
+                delivered=self.delivered,
+                dead_lettered=self.dead_lettered,
+                lost=self.lost,
+                pending=pending,
+                retries=self.retries,
+                errors=self.errors,
+                status_codes=dict(self.status_codes),
+                attempts=dict(self._attempts),
+                last_error=self.last_error,
+                last_error_at=self.last_error_at,
+                disabled=self.disabled,
+            )

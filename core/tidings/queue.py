@@ -1,0 +1,299 @@
+"""The bounded queue in front of each endpoint, with its worker thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from .errors import ConfigError, SinkClosedError
+from .events import Event
+from .metrics import EndpointStats
+from .sink import SettlingSink, Sink
+from .throttle import LogThrottle
+
+__all__ = ["OVERFLOW_POLICIES", "QueueSink"]
+
+OVERFLOW_POLICIES = ("drop_oldest", "drop_newest", "block")
+"""What a full queue does with one more event."""
+
+logger = logging.getLogger("tidings.queue")
+
+
+class QueueSink:
+    """A bounded in-memory queue and one daemon worker thread that drains it.
+
+    ``write`` only enqueues, so it is cheap for the caller and never blocks with
+    the ``drop_oldest`` (default) and ``drop_newest`` policies. With ``block`` a
+    writer waits up to ``block_timeout`` seconds for room, then the events that
+    still do not fit are dropped. Every dropped event is counted.
+
+    The worker hands the wrapped sink up to ``max_batch`` events that are already
+    queued (it never lingers to fill a batch), in FIFO order. When the wrapped sink
+    is a :class:`~tidings.sink.SettlingSink` (the backoff sink) it counts each
+    outcome itself; otherwise the queue counts a write that returns as
+    ``delivered`` and one that raises as ``lost``.
+
+    ``flush(timeout)`` waits until everything queued has been settled;
+    ``close(timeout)`` stops accepting, drains until the deadline, then interrupts
+    the sink and settles what is left (see :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_size: int = 3000,
+        overflow: str = "drop_oldest",
+        block_timeout: float = 1.0,
+        max_batch: int = 1,
+        stats: EndpointStats | None = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            raise ConfigError(f"max_size must be an integer >= 1, got {max_size!r}")
+        if overflow not in OVERFLOW_POLICIES:
+            raise ConfigError(
+                f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}"
+            )
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ConfigError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        if isinstance(block_timeout, bool) or not isinstance(block_timeout, int | float):
+            raise ConfigError(f"block_timeout must be a number of seconds, got {block_timeout!r}")
+        self._sink = sink
+        self.max_size = max_size
+        self.overflow = overflow
+        self.block_timeout = float(block_timeout)
+        self.max_batch = max_batch
+        self.stats = stats if stats is not None else EndpointStats(name or "queue")
+        self.name = name or self.stats.endpoint
+        self._settling = isinstance(sink, SettlingSink)
+        self._throttle = LogThrottle(logger)
+        self._init_state()
+        self.stats.set_pending_source(self.pending)
+        self._thread.start()
+
+    def _init_state(self) -> None:
+        self._buffer: deque[Event] = deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._accepting = True
+        self._stop = False
+        self._worker_waiting = False
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"tidings-queue-{self.name}", daemon=True
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"QueueSink({self._sink!r}, max_size={self.max_size}, "
+            f"overflow={self.overflow!r}, max_batch={self.max_batch})"
+        )
+
+    @property
+    def sink(self) -> Sink:
+        """The wrapped sink."""
+        return self._sink
+
+    def pending(self) -> int:
+        """Events queued or in flight."""
+        return len(self._buffer) + self._in_flight
+
+    # -- the caller's side ---------------------------------------------------
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Enqueue ``events``; raise :class:`SinkClosedError` once closing began."""
+        dropped = 0
+        with self._lock:
+            if not self._accepting:
+                raise SinkClosedError(f"queue {self.name!r} is closed")
+            buffer = self._buffer
+            room = self.max_size - len(buffer)
+            if len(events) <= room:
+                buffer.extend(events)
+            elif self.overflow == "drop_oldest":
+                buffer.extend(events)
+                dropped = len(buffer) - self.max_size
+                for _ in range(dropped):
+                    buffer.popleft()
+            elif self.overflow == "drop_newest":
+                if room > 0:
+                    buffer.extend(events[:room])
+                dropped = len(events) - max(room, 0)
+            else:
+                dropped = self._put_blocking(events)
+            if self._worker_waiting:
+                self._not_empty.notify()
+        if dropped:
+            self.stats.count_dropped(dropped)
+            self._throttle.log(
+                "overflow",
+                logging.WARNING,
+                "endpoint %r: queue full (%d events), %d dropped (%s)",
+                self.name,
+                self.max_size,
+                dropped,
+                self.overflow,
+            )
+
+    def _put_blocking(self, events: Sequence[Event]) -> int:
+        """Put events one by one, waiting for room; return how many were dropped."""
+        deadline = time.monotonic() + self.block_timeout
+        buffer = self._buffer
+        for index, event in enumerate(events):
+            while len(buffer) >= self.max_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._accepting:
+                    return len(events) - index
+                if self._worker_waiting:
+                    self._not_empty.notify()
+                self._not_full.wait(remaining)
+            buffer.append(event)
+        return 0
+
+    # -- the worker ------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._buffer and not self._stop and self._accepting:
+                    self._worker_waiting = True
+                    self._not_empty.wait()
+                    self._worker_waiting = False
+                if self._stop or not self._buffer:
+                    # Stopped, or closing with nothing left to do.
+                    self._idle.notify_all()
+                    return
+                buffer = self._buffer
+                if self.max_batch == 1:
+                    batch: list[Event] = [buffer.popleft()]
+                else:
+                    batch = [buffer.popleft() for _ in range(min(self.max_batch, len(buffer)))]
+                self._in_flight = len(batch)
+                if self.overflow == "block":
+                    self._not_full.notify_all()
+            self._deliver(batch)
+            with self._lock:
+                self._in_flight = 0
+                if not self._buffer:
+                    self._idle.notify_all()
+
+    def _deliver(self, batch: list[Event]) -> None:
+        try:
+            self._sink.write(batch)
+        except Exception as exc:
+            if self._settling:
+                logger.exception("endpoint %r: the sink failed to settle a write", self.name)
+                return
+            self.stats.count_error(f"{type(exc).__name__}: {exc}")
+            self.stats.count_settled("lost", len(batch), attempts=1)
+            self._throttle.log(
+                "write",
+                logging.ERROR,
+                "endpoint %r: write of %d events failed, events lost: %s",
+                self.name,
+                len(batch),
+                exc,
+                exc_info=exc,
+            )
+        else:
+            if not self._settling:
+                self.stats.count_settled("delivered", len(batch), attempts=1)
+
+    # -- flush and close -------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event is settled; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._buffer or self._in_flight:
+                if not self._thread.is_alive():
+                    return False
+                if deadline is None:
+                    self._idle.wait(0.5)
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.5))
+        return True
+
+    def stop_accepting(self) -> None:
+        """First phase of close: refuse new writes; blocked writers give up."""
+        with self._lock:
+            self._accepting = False
+            self._not_full.notify_all()
+            self._not_empty.notify_all()
+
+    def halt(self) -> None:
+        """Stop the worker now: it takes no further batch, and a write in flight is
+        interrupted (a settling sink gives it up with reason ``"shutdown"``; any
+        other sink is closed)."""
+        with self._lock:
+            if self._stop:
+                return
+            self._accepting = False
+            self._stop = True
+            busy = self._in_flight > 0
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+        if busy:
+            if isinstance(self._sink, SettlingSink):
+                self._sink.interrupt()
+            else:
+                self._sink.close()
+
+    def finish(self, timeout: float = 0.25) -> list[Event]:
+        """After :meth:`halt`: give the worker ``timeout`` seconds to return, settle
+        the events still queued (the settling sink's ``abandon``, else ``lost``)
+        and close the sink. Returns the events that were left queued."""
+        self.halt()
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(max(timeout, 0.0))
+            if self._thread.is_alive():
+                logger.error(
+                    "endpoint %r: the worker did not return from its write within %.2fs",
+                    self.name,
+                    timeout,
+                )
+        with self._lock:
+            leftovers = list(self._buffer)
+            self._buffer.clear()
+        if leftovers:
+            if isinstance(self._sink, SettlingSink):
+                self._sink.abandon(leftovers, reason="shutdown")
+            else:
+                self.stats.count_settled("lost", len(leftovers))
+                logger.warning(
+                    "endpoint %r: %d undelivered events lost at shutdown",
+                    self.name,
+                    len(leftovers),
+                )
+        try:
+            self._sink.close()
+        except Exception:
+            logger.exception("endpoint %r: closing the sink failed", self.name)
+        return leftovers
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop accepting, drain for up to ``timeout`` seconds, then shut down.
+
+        Interrupting at the deadline reserves a tenth of the budget (at most 0.25 s)
+        for the worker to settle its write in flight.
+        """
+        start = time.monotonic()
+        grace = min(timeout / 10, 0.25)
+        self.stop_accepting()
+        self.flush(max(timeout - grace, 0))
+        self.halt()
+        self.finish(max(grace, timeout - (time.monotonic() - start)))

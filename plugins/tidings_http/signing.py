@@ -1,0 +1,59 @@
+"""Standard Webhooks signatures (https://www.standardwebhooks.com).
+
+Each request carries ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and
+``webhook-signature: v1,<base64 HMAC-SHA256>`` over ``"{id}.{timestamp}.{body}"``,
+keyed with the base64-decoded part of a ``whsec_...`` secret. The body signed is
+the uncompressed JSON body, which is what a receiver sees after its HTTP server
+decodes ``Content-Encoding: gzip``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+
+import tidings
+
+__all__ = ["SECRET_PREFIX", "WebhookSigner"]
+
+SECRET_PREFIX = "whsec_"
+
+
+class WebhookSigner:
+    """Signs request bodies with a Standard Webhooks secret.
+
+    ``secret`` is ``whsec_`` followed by base64; raises :class:`tidings.ConfigError`
+    (naming ``where``) for anything else. The key never appears in ``repr``.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: str, *, where: str = "signing_secret") -> None:
+        if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+            raise tidings.ConfigError(
+                f'{where} must be a Standard Webhooks secret "{SECRET_PREFIX}<base64>"'
+            )
+        try:
+            self._key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            raise tidings.ConfigError(
+                f'{where} must be "{SECRET_PREFIX}" followed by base64; the rest is not base64'
+            ) from None
+        if len(self._key) < 16:
+            raise tidings.ConfigError(f"{where}: the key must be at least 16 bytes")
+
+    def __repr__(self) -> str:
+        return "WebhookSigner(***)"
+
+    def headers(self, message_id: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+        """The ``webhook-timestamp`` and ``webhook-signature`` headers for ``body``."""
+        timestamp = str(int(time.time() if now is None else now))
+        signed = b".".join((message_id.encode(), timestamp.encode(), body))
+        digest = hmac.new(self._key, signed, hashlib.sha256).digest()
+        return {
+            "webhook-timestamp": timestamp,
+            "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+        }
