@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck pytest docs bench clean
 
-$(STAMP): pyproject.toml
+# The example third-party plugin is installed too: the tests check that it is
+# discovered through its entry point and delivers.
+$(STAMP): pyproject.toml examples/tidings-example-plugin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,docs,prometheus]'
+	$(BIN)/python -m pip install --quiet -e examples/tidings-example-plugin
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -72,6 +72,9 @@ class BackoffSink:
     and :meth:`close`. ``on_retry`` sees a :class:`RetryState` before each wait.
     """
 
+    default_sleep: Callable[[float], None] | None = None
+    """Used when no ``sleep`` is given (``tidings.testing.no_sleep`` sets it)."""
+
     def __init__(
         self,
         sink: Sink,
@@ -91,7 +94,7 @@ class BackoffSink:
         self.stats = stats if stats is not None else EndpointStats(name or "backoff")
         self.name = name or self.stats.endpoint
         self._clock = clock
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else type(self).default_sleep
         self._rng = rng or random.Random()
         self._on_retry = on_retry
         self._wake = threading.Event()

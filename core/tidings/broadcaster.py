@@ -60,7 +60,10 @@ class Broadcaster:
         """Remove a sink (without closing it); ``ValueError`` if it is not here."""
         with self._lock:
             sinks = list(self._sinks)
-            sinks.remove(sink)
+            try:
+                sinks.remove(sink)
+            except ValueError:
+                raise ValueError(f"sink {sink!r} is not in the broadcaster") from None
             self._sinks = tuple(sinks)
 
     def write(self, events: Sequence[Event]) -> None:

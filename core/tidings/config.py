@@ -37,15 +37,17 @@ RESERVED_ENDPOINT_KEYS = ("name", "sink", "disabled", "retry", "queue", "ignore"
 
 SYNCHRONOUS_MODES = ("normal", "full")
 
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# The last alternative catches a "${" that is not a well-formed reference ("${TOKEN",
+# "${1X}"), which would otherwise be sent as literal text.
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
 
 
 def interpolate(value: Any, *, where: str, environ: Mapping[str, str], path: str = "") -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of ``value``.
 
     ``$$`` stands for a literal ``$``. A variable that is not set and has no
-    default is a :class:`ConfigError` naming ``where``, the key path and the
-    variable.
+    default, or a malformed reference (``${TOKEN`` without its ``}``), is a
+    :class:`ConfigError` naming ``where``, the key path and the variable.
     """
     if isinstance(value, str):
         if "$" not in value:
@@ -55,11 +57,16 @@ def interpolate(value: Any, *, where: str, environ: Mapping[str, str], path: str
             if match.group(0) == "$$":
                 return "$"
             name, default = match.group(1), match.group(2)
+            location = f"{where}: {path}" if path else where
+            if name is None:
+                raise ConfigError(
+                    f"{location}: malformed variable reference {show(match.group(0))}; "
+                    "write ${NAME} or ${NAME:-default}, and $$ for a literal $"
+                )
             if name in environ:
                 return environ[name]
             if default is not None:
                 return default
-            location = f"{where}: {path}" if path else where
             raise ConfigError(
                 f"{location}: environment variable {name} is not set "
                 f"(write ${{{name}:-default}} to give a default)"

@@ -19,7 +19,8 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# ASCII digits only: \d would also take the digits of other scripts.
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
 
 
 def parse_duration(value: object, *, where: str) -> float:
@@ -39,7 +40,10 @@ def parse_duration(value: object, *, where: str) -> float:
     if isinstance(value, datetime.timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond float range
+            seconds = math.inf
     elif isinstance(value, str):
         seconds = _parse_text(value, where)
     else:
@@ -63,7 +67,7 @@ def _parse_text(text: str, where: str) -> float:
         position = match.end()
     if position == 0 or position != len(compact):
         hint = ""
-        if re.fullmatch(r"\d+(\.\d*)?", compact):
+        if re.fullmatch(r"[0-9]+(\.[0-9]*)?", compact):
             hint = f' (a unit is required: "{compact}s" or "{compact}ms")'
         raise ConfigError(
             f'{where} must be a duration such as "250ms", "2s" or "1m30s", got {show(text)}{hint}'

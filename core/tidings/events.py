@@ -109,6 +109,21 @@ def _check_timestamp(instance: Event, attribute: attrs.Attribute[Any], value: ob
         raise TypeError(f"event field timestamp must be an aware datetime, got {value!r}")
 
 
+def _to_utc(value: datetime.datetime) -> datetime.datetime:
+    # Aware datetimes are kept in UTC; anything else is left for the validator to refuse.
+    if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+        return value.astimezone(datetime.UTC)
+    return value
+
+
+def _check_string(instance: Event, attribute: attrs.Attribute[Any], value: object) -> None:
+    # attrs' instance_of gives a multi-part message; keep it one line naming the field.
+    if not isinstance(value, str):
+        raise TypeError(
+            f"event field {attribute.name} must be a string, got {type(value).__name__} {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class Event:
     """One thing that happened, in the registry's wire format.
@@ -120,7 +135,7 @@ class Event:
     ``extra`` holds any other top-level field of the wire format.
     """
 
-    action: str = attrs.field(validator=attrs.validators.instance_of(str))
+    action: str = attrs.field(validator=_check_string)
     target: dict[str, JSONValue] | None = attrs.field(
         default=None, converter=_convert_target, hash=False
     )
@@ -133,8 +148,10 @@ class Event:
     source: dict[str, JSONValue] | None = attrs.field(
         default=None, converter=_convert_source, hash=False
     )
-    id: str = attrs.field(factory=_new_id, validator=attrs.validators.instance_of(str))
-    timestamp: datetime.datetime = attrs.field(factory=_now, validator=_check_timestamp)
+    id: str = attrs.field(factory=_new_id, validator=_check_string)
+    timestamp: datetime.datetime = attrs.field(
+        factory=_now, converter=_to_utc, validator=_check_timestamp
+    )
     extra: dict[str, JSONValue] = attrs.field(factory=dict, converter=_convert_extra, hash=False)
     # The timestamp exactly as received, so that a re-sent event is byte-identical.
     _timestamp_text: str | None = attrs.field(
@@ -259,7 +276,11 @@ def parse_timestamp(text: str) -> datetime.datetime:
     date, clock, fraction, zone = match.groups()
     micros = (fraction or "").ljust(6, "0")[:6]
     offset = "+00:00" if zone in ("Z", "z") else zone
-    parsed = datetime.datetime.fromisoformat(f"{date}T{clock}.{micros}{offset}")
+    try:
+        parsed = datetime.datetime.fromisoformat(f"{date}T{clock}.{micros}{offset}")
+    except ValueError as exc:
+        # Well-formed but impossible (month 13, hour 24): say which text was refused.
+        raise ValueError(f"{text!r} is not a valid date and time: {exc}") from None
     return parsed.astimezone(datetime.UTC)
 
 

@@ -131,6 +131,7 @@ class Plugins:
         self._pm.add_hookspecs(hookspecs)
         self._lock = threading.RLock()
         self._loaded = False
+        self._load_error: PluginLoadError | None = None
         self._infos: dict[str, PluginInfo] = {}
         self._factories: dict[str, tuple[SinkFactory, str]] = {}
 
@@ -144,7 +145,8 @@ class Plugins:
         """Register a plugin object (module, class or instance) and collect its sinks.
 
         Returns the name it is registered under. Raises :class:`PluginLoadError`
-        when its hook fails or a sink type clashes (in strict mode).
+        when it is not a valid plugin, its hook fails or a sink type or its name
+        clashes, whether or not the manager is strict: the host asked for it.
         """
         self._ensure_loaded()
         plugin_name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
@@ -153,7 +155,12 @@ class Plugins:
         return plugin_name
 
     def register_sink(self, name: str, factory: SinkFactory, *, plugin: str = "host") -> None:
-        """Register one sink type directly, without a plugin object."""
+        """Register one sink type directly, without a plugin object.
+
+        Raises ``TypeError`` for a name that is not a non-empty string or a factory
+        that is not callable, and :class:`PluginLoadError` when the name is taken.
+        """
+        _check_sink(name, factory)
         self._ensure_loaded()
         with self._lock:
             self._claim({name: factory}, _Origin(name=plugin))
@@ -183,27 +190,41 @@ class Plugins:
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
+            if self._load_error is not None:
+                raise self._load_error
             return
         with self._lock:
             if self._loaded:
+                if self._load_error is not None:
+                    raise self._load_error
                 return
             # Set first: a failure below must not make every later call retry it.
+            # In strict mode it is raised again instead: the plugins after the
+            # broken one were never loaded, so a later answer would be incomplete.
             self._loaded = True
-            environ = os.environ if self._environ is None else self._environ
-            disabled = _names_from_env(environ, "TIDINGS_DISABLE_PLUGINS") or frozenset()
-            allowed = _names_from_env(environ, "TIDINGS_LOAD_PLUGINS")
-            for plugin_name, module_name in BUILTIN_PLUGINS:
-                if plugin_name in disabled:
+            try:
+                self._load_all()
+            except PluginLoadError as exc:
+                self._load_error = exc
+                raise
+
+    def _load_all(self) -> None:
+        """Load the built-ins, then the entry points, minus the blocked ones."""
+        environ = os.environ if self._environ is None else self._environ
+        disabled = _names_from_env(environ, "TIDINGS_DISABLE_PLUGINS") or frozenset()
+        allowed = _names_from_env(environ, "TIDINGS_LOAD_PLUGINS")
+        for plugin_name, module_name in BUILTIN_PLUGINS:
+            if plugin_name in disabled:
+                continue
+            origin = _Origin(name=plugin_name, module=module_name, builtin=True)
+            self._guard(origin, functools.partial(importlib.import_module, module_name))
+        if self._use_entry_points:
+            for entry_point in _discover():
+                if entry_point.name in disabled:
                     continue
-                origin = _Origin(name=plugin_name, module=module_name, builtin=True)
-                self._guard(origin, functools.partial(importlib.import_module, module_name))
-            if self._use_entry_points:
-                for entry_point in _discover():
-                    if entry_point.name in disabled:
-                        continue
-                    if allowed is not None and entry_point.name not in allowed:
-                        continue
-                    self._load_entry_point(entry_point)
+                if allowed is not None and entry_point.name not in allowed:
+                    continue
+                self._load_entry_point(entry_point)
 
     def _load_entry_point(self, entry_point: importlib_metadata.EntryPoint) -> None:
         dist = entry_point.dist
@@ -255,10 +276,7 @@ class Plugins:
         offered: dict[str, SinkFactory] = {}
 
         def register(sink_type: str, factory: SinkFactory) -> None:
-            if not isinstance(sink_type, str) or not sink_type:
-                raise TypeError(f"a sink type name must be a non-empty string, got {sink_type!r}")
-            if not callable(factory):
-                raise TypeError(f"the factory of sink type {sink_type!r} is not callable")
+            _check_sink(sink_type, factory)
             if sink_type in offered:
                 raise ValueError(f"sink type {sink_type!r} registered twice")
             offered[sink_type] = factory
@@ -289,6 +307,15 @@ class Plugins:
                 )
         for sink_type, factory in offered.items():
             self._factories[sink_type] = (factory, origin.name)
+
+
+def _check_sink(sink_type: object, factory: object) -> None:
+    """Refuse a sink type name that is not a non-empty string, or a factory that
+    cannot be called (``TypeError``)."""
+    if not isinstance(sink_type, str) or not sink_type:
+        raise TypeError(f"a sink type name must be a non-empty string, got {sink_type!r}")
+    if not callable(factory):
+        raise TypeError(f"the factory of sink type {sink_type!r} is not callable")
 
 
 def _info(origin: _Origin, sink_types: tuple[str, ...], error: str | None) -> PluginInfo:

@@ -177,11 +177,15 @@ class RetryPolicy:
                     None if value in ("unlimited", None) else parse_duration(value, where=path)
                 )
             elif key in ("max_retries", "breaker_threshold"):
+                # A breaker that opens after 0 failed writes would never close.
+                minimum = 0 if key == "max_retries" else 1
                 if key == "max_retries" and value == "unlimited":
                     values[key] = None
-                elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                     extra = ' or "unlimited"' if key == "max_retries" else ""
-                    raise ConfigError(f"{path} must be an integer >= 0{extra}, got {show(value)}")
+                    raise ConfigError(
+                        f"{path} must be an integer >= {minimum}{extra}, got {show(value)}"
+                    )
                 else:
                     values[key] = value
             elif key in ("multiplier", "jitter_factor"):
@@ -214,12 +218,18 @@ class RetryPolicy:
         jitter, capped at 60 s, within 15 minutes in all; ``maxretries`` retries
         (default 10). Without ``maxretries`` but with the legacy ``threshold``,
         ``maxretries`` is the number of x1.5 intervals (capped at 60 s, no jitter)
-        that fit in ``min(120 * backoff, 15 min)``, never fewer than ``threshold``.
+        that fit in ``min(120 * backoff, 15 min)``, never fewer than ``threshold``
+        (``translateBackoffParams`` in the GitLab registry's ``notifications``).
+
+        As in the registry, whose YAML cannot tell ``0`` from an absent key,
+        ``maxretries = 0`` counts as absent and ``threshold <= 0`` as absent.
         """
         initial = _seconds(backoff)
-        if maxretries is None:
+        if not maxretries:
             maxretries = (
-                REGISTRY_MAX_RETRIES if threshold is None else _legacy_retries(initial, threshold)
+                REGISTRY_MAX_RETRIES
+                if threshold is None or threshold <= 0
+                else _legacy_retries(initial, threshold)
             )
         return cls(
             max_retries=maxretries,

@@ -54,7 +54,8 @@ def parse_retry_after(value: str | None, *, now: datetime.datetime | None = None
     if value is None:
         return None
     text = value.strip()
-    if not text:
+    # Both forms are ASCII; int(), float() and isdigit() take other digits ("²", "١").
+    if not text or not text.isascii():
         return None
     if text.isdigit():
         return float(int(text))

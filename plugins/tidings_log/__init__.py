@@ -1,34 +1,47 @@
 """The ``log`` sink type: one stdlib ``logging`` record per event.
 
-Registered as a built-in plugin; it uses only tidings' public API.
+Each record's message is one readable line (action, repository with tag or
+digest, actor); its ``extra`` carries the whole event (``tidings_event``, a
+JSON-ready dict) and the endpoint's name (``tidings_endpoint``), so JSON
+formatters and ``logging.config.dictConfig`` setups get structure. Registered as
+a built-in plugin; it uses only tidings' public API.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tidings
 
-__all__ = ["LogSink", "tidings_register_sinks"]
+__all__ = ["REDACTED", "LogSink", "describe", "tidings_register_sinks"]
 
 REDACTED = "***"
+"""What a redacted value is replaced with."""
+
+
+def _show(value: object) -> str:
+    """Render a received value for an error message: strings in double quotes."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
 def _level(value: object, where: str) -> int:
-    if isinstance(value, bool):
-        raise tidings.ConfigError(f"{where} must be a level name or number, got {value!r}")
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if isinstance(value, str):
         number = logging.getLevelNamesMapping().get(value.upper())
-        if number is not None:
+        if number is not None and number > 0:
             return number
-    raise tidings.ConfigError(f'{where} must be a level such as "INFO" or 20, got {value!r}')
+    raise tidings.ConfigError(
+        f'{where} must be a level name such as "INFO" or a number > 0 such as 20, '
+        f"got {_show(value)}"
+    )
 
 
-def _redacted(data: dict[str, Any], paths: Sequence[Sequence[str]]) -> dict[str, Any]:
+def _redacted(data: dict[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    """Replace the value at each dotted path of ``data`` (in place) by ``REDACTED``."""
     for path in paths:
         node: Any = data
         for key in path[:-1]:
@@ -38,18 +51,33 @@ def _redacted(data: dict[str, Any], paths: Sequence[Sequence[str]]) -> dict[str,
     return data
 
 
-def describe(event: tidings.Event) -> str:
-    """A readable line: action, repository with tag or digest, and actor."""
-    target = event.target or {}
-    subject = str(target.get("repository") or "")
+def _one_line(value: object) -> str:
+    """``value`` as text with control characters escaped: a field cannot forge lines."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def describe(event: tidings.Event | Mapping[str, Any]) -> str:
+    """A readable line: action, repository with tag or digest, and actor.
+
+    ``push library/app:1.0 by alice``; ``delete library/app@sha256:...``. Takes an
+    event or its wire-format dict (the log sink passes the redacted dict).
+    """
+    data = event.wire_view() if isinstance(event, tidings.Event) else event
+    target = data.get("target")
+    target = target if isinstance(target, Mapping) else {}
+    subject = _one_line(target.get("repository") or "")
     if target.get("tag"):
-        subject += f":{target['tag']}"
+        subject += ":" + _one_line(target["tag"])
     elif target.get("digest"):
-        subject += f"@{target['digest']}"
-    actor = (event.actor or {}).get("name")
-    parts = [event.action, subject or "(no repository)"]
-    if actor:
-        parts.append(f"by {actor}")
+        subject += "@" + _one_line(target["digest"])
+    actor = data.get("actor")
+    name = actor.get("name") if isinstance(actor, Mapping) else None
+    parts = [_one_line(data.get("action", "")), subject or "(no repository)"]
+    if name:
+        parts.append("by " + _one_line(name))
     return " ".join(parts)
 
 
@@ -57,9 +85,11 @@ class LogSink:
     """Log each event on ``logger`` at ``level``.
 
     The message is :func:`describe`'s line; the record's ``extra`` carries
-    ``tidings_event`` (the event as a JSON-ready dict) and ``tidings_endpoint``,
-    for JSON formatters. ``redact`` lists dotted keys (``actor.name``) whose values
-    are replaced by ``"***"`` in ``tidings_event``.
+    ``tidings_event`` (the event as a JSON-ready dict, a copy per record) and
+    ``tidings_endpoint``. ``redact`` lists dotted keys (``actor.name``,
+    ``request.addr``) whose values are replaced by ``"***"``; the message is built
+    from the redacted event, so a redacted value shows nowhere in the record.
+    Nothing is built when ``level`` is disabled for the logger.
     """
 
     def __init__(
@@ -70,6 +100,8 @@ class LogSink:
         endpoint: str = "log",
         redact: Sequence[str] = (),
     ) -> None:
+        if isinstance(redact, str):
+            raise TypeError(f"redact must be a sequence of dotted keys, got {_show(redact)}")
         self.logger = logger
         self.level = level
         self.endpoint = endpoint
@@ -86,16 +118,27 @@ class LogSink:
         redact: list[str] | None = None,
     ) -> LogSink:
         """The sink factory: build a ``log`` sink from an endpoint's options."""
+        where = context.where
         if not isinstance(logger, str) or not logger:
-            raise tidings.ConfigError(f"{context.where('logger')} must be a logger name")
-        paths = redact or []
-        if not isinstance(paths, list) or not all(isinstance(item, str) and item for item in paths):
             raise tidings.ConfigError(
-                f'{context.where("redact")} must be a list of dotted keys such as "actor.name"'
+                f"{where('logger')} must be a logger name such as "
+                f'"tidings.events", got {_show(logger)}'
             )
+        paths = [] if redact is None else redact
+        if not isinstance(paths, list | tuple):
+            raise tidings.ConfigError(
+                f'{where("redact")} must be a list of dotted keys such as ["actor.name"], '
+                f"got {_show(paths)}"
+            )
+        for item in paths:
+            if not isinstance(item, str) or not all(item.split(".")):
+                raise tidings.ConfigError(
+                    f'{where("redact")} must be a list of dotted keys such as ["actor.name"], '
+                    f"got {_show(item)} in it"
+                )
         return cls(
             logger=logging.getLogger(logger),
-            level=_level(level, context.where("level")),
+            level=_level(level, where("level")),
             endpoint=context.endpoint,
             redact=paths,
         )
@@ -109,16 +152,12 @@ class LogSink:
         if not logger.isEnabledFor(self.level):
             return
         for event in events:
-            data = event.to_dict()
-            if self._paths:
-                data = _redacted(data, self._paths)
-            message = describe(event)
-            if self._paths and event.actor and ("actor", "name") in self._paths:
-                message = message.replace(f"by {event.actor.get('name')}", f"by {REDACTED}")
+            # A copy per record: handlers may keep records (MemoryHandler, queues).
+            data = _redacted(event.to_dict(), self._paths)
+            # No args: the message is never %-formatted, and record.msg is readable.
             logger.log(
                 self.level,
-                "%s",
-                message,
+                describe(data),
                 extra={"tidings_event": data, "tidings_endpoint": self.endpoint},
             )
 

@@ -1,0 +1,361 @@
+"""The durable queue: an endpoint's events in SQLite, at-least-once across crashes.
+
+``publish()`` returns only after the event is committed. Many publishing threads
+share one commit (group commit): the first thread to find no commit under way
+writes everything queued so far in one transaction while the others wait for it.
+
+Ownership instead of per-row timers: every process that opens a spool takes an
+exclusive ``flock`` on its own lock file beside the database and stamps the rows
+it appends with its token. A process delivers only its own rows, in order, and
+deletes each once it is settled (delivered, dead-lettered or given up). The
+kernel releases the lock when a process dies, even by SIGKILL; any process that
+finds an owner's lock free adopts that owner's rows (its lease has expired) and
+delivers them, oldest first. So rows are never delivered by two live processes,
+and a crash costs at most the re-delivery of the batch that was in flight.
+
+``synchronous = "normal"`` (WAL): a committed event survives a crash of the
+process; a power loss may lose the last transactions. ``"full"``: it also
+survives a power loss, at the cost of an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ConfigError, TidingsError
+from .events import Event
+
+__all__ = ["Spool", "SpoolError"]
+
+logger = logging.getLogger("tidings.spool")
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_owner ON events (owner, seq);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY,
+    body BLOB,
+    error TEXT NOT NULL,
+    moved_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SpoolError(TidingsError):
+    """The spool cannot be read or written."""
+
+
+def _encode(event: Event) -> bytes:
+    return json.dumps(event.wire_view(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Spool:
+    """One endpoint's SQLite spool, owned by this process (see the module docstring).
+
+    ``where`` names the spool in errors (``endpoint "hooks": queue.path``). Raises
+    :class:`ConfigError` at open when the file is locked, corrupt or unwritable.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "normal",
+        where: str = "queue.path",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.where = where
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._commit_done = threading.Condition(self._lock)
+        self._waiting: list[bytes] = []
+        self._generation = 0
+        self._committed = -1
+        self._committing = False
+        self._failures: dict[int, BaseException] = {}
+        self._db_lock = threading.Lock()
+        self._open()
+
+    # -- opening ---------------------------------------------------------------
+
+    def _open(self) -> None:
+        self.token = uuid.uuid4().hex
+        self._owners_dir = self.path.with_name(self.path.name + ".owners")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._owners_dir.mkdir(exist_ok=True)
+            self._owner_fd = os.open(
+                self._owners_dir / f"{self.token}.lock",
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                0o600,
+            )
+            fcntl.flock(self._owner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.where}: cannot use the spool {self.path}: {exc.strerror or exc}"
+            ) from None
+        try:
+            self._db = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            db = self._db
+            result = db.execute("PRAGMA quick_check").fetchone()
+            if result is None or result[0] != "ok":
+                raise ConfigError(
+                    f"{self.where}: the spool {self.path} is corrupt "
+                    f"(quick_check: {result[0] if result else 'no answer'})"
+                )
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise ConfigError(f"{self.where}: the spool {self.path} cannot use WAL ({mode})")
+            db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.where}: the spool {self.path} has schema {version}, "
+                    f"this tidings reads {SCHEMA_VERSION}"
+                )
+        except sqlite3.OperationalError as exc:
+            self._close_files()
+            message = str(exc)
+            if "locked" in message or "busy" in message:
+                raise ConfigError(
+                    f"{self.where}: the spool {self.path} is locked by another process ({message})"
+                ) from None
+            raise ConfigError(
+                f"{self.where}: cannot open the spool {self.path}: {message}"
+            ) from None
+        except sqlite3.DatabaseError as exc:
+            self._close_files()
+            raise ConfigError(
+                f"{self.where}: the spool {self.path} is not a usable SQLite database ({exc})"
+            ) from None
+        except ConfigError:
+            self._close_files()
+            raise
+
+    def _close_files(self) -> None:
+        with contextlib.suppress(Exception):
+            self._db.close()
+        with contextlib.suppress(OSError):
+            os.close(self._owner_fd)
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+    # -- appending (group commit) ------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Commit ``events``; returns once they are durable (per ``synchronous``)."""
+        bodies = [_encode(event) for event in events]
+        with self._lock:
+            generation = self._generation
+            self._waiting.extend(bodies)
+            while self._committed < generation:
+                if self._committing:
+                    self._commit_done.wait()
+                    continue
+                # Lead this commit: take everything waiting, including later arrivals.
+                self._committing = True
+                batch, self._waiting = self._waiting, []
+                leading = self._generation
+                self._generation += 1
+                self._lock.release()
+                error: BaseException | None = None
+                try:
+                    self._insert(batch)
+                except BaseException as exc:
+                    error = exc
+                finally:
+                    self._lock.acquire()
+                self._committing = False
+                self._committed = leading
+                if error is not None:
+                    self._failures[leading] = error
+                self._commit_done.notify_all()
+            error = self._failures.get(generation)
+            if error is not None:
+                raise SpoolError(f"{self.where}: cannot write the spool {self.path}: {error}")
+            # Forget old failures: every waiter of those generations has seen them.
+            for stale in [key for key in self._failures if key < generation - 1000]:
+                del self._failures[stale]
+
+    def _insert(self, bodies: list[bytes]) -> None:
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO events (owner, body) VALUES (?, ?)",
+                    [(self.token, body) for body in bodies],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- the worker's side ---------------------------------------------------------
+
+    def adopt_orphans(self) -> int:
+        """Take over the rows of owners that are gone; return how many were adopted."""
+        adopted = 0
+        for lock_file in self._owners_dir.glob("*.lock"):
+            owner = lock_file.stem
+            if owner == self.token:
+                continue
+            try:
+                fd = os.open(lock_file, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # alive
+                adopted += self._reassign(owner)
+                with contextlib.suppress(FileNotFoundError):
+                    lock_file.unlink()
+            finally:
+                os.close(fd)
+        # Rows whose owner left no lock file at all (removed by hand) are orphans too.
+        with self._db_lock:
+            owners = [row[0] for row in self._db.execute("SELECT DISTINCT owner FROM events")]
+        for owner in owners:
+            if owner != self.token and not (self._owners_dir / f"{owner}.lock").exists():
+                adopted += self._reassign(owner)
+        return adopted
+
+    def _reassign(self, owner: str) -> int:
+        with self._db_lock:
+            cursor = self._db.execute(
+                "UPDATE events SET owner = ? WHERE owner = ?", (self.token, owner)
+            )
+            return cursor.rowcount
+
+    def take(self, after: int, limit: int) -> list[tuple[int, Event]]:
+        """The next ``limit`` own rows after sequence ``after``, decoded, oldest first.
+
+        A row that cannot be decoded is moved to the ``quarantine`` table with a
+        warning and skipped.
+        """
+        with self._db_lock:
+            rows = self._db.execute(
+                "SELECT seq, body FROM events WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (self.token, after, limit),
+            ).fetchall()
+        taken: list[tuple[int, Event]] = []
+        for seq, body in rows:
+            try:
+                data = json.loads(body)
+                taken.append((seq, Event.from_dict(data)))
+            except (ValueError, TypeError) as exc:
+                self._quarantine(seq, body, exc)
+        return taken
+
+    def _quarantine(self, seq: int, body: object, exc: Exception) -> None:
+        logger.warning(
+            "%s: spool row %d cannot be decoded (%s); moved to the quarantine table",
+            self.where,
+            seq,
+            exc,
+        )
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO quarantine (seq, body, error) VALUES (?, ?, ?)",
+                (seq, body, f"{type(exc).__name__}: {exc}"),
+            )
+            self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+            self._db.execute("COMMIT")
+
+    def remove(self, seqs: Sequence[int]) -> None:
+        """Delete settled rows."""
+        if not seqs:
+            return
+        with self._db_lock:
+            self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in seqs])
+
+    def drop_oldest(self, count: int, *, after: int) -> int:
+        """Delete up to ``count`` of the oldest own rows not yet taken (those after
+        sequence ``after``); return how many were deleted."""
+        with self._db_lock:
+            cursor = self._db.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE owner = ? "
+                "AND seq > ? ORDER BY seq LIMIT ?)",
+                (self.token, after, count),
+            )
+            return cursor.rowcount
+
+    def count(self) -> int:
+        """Rows this process owns."""
+        with self._db_lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM events WHERE owner = ?", (self.token,)
+            ).fetchone()
+        return int(row[0])
+
+    def quarantined(self) -> int:
+        """Rows in the quarantine table."""
+        with self._db_lock:
+            return int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database and release ownership: the rows left are persisted
+        and adopted by the next process that opens the spool."""
+        with self._db_lock:
+            self._close_files()
+        with contextlib.suppress(FileNotFoundError):
+            if self.count_left_is_zero():
+                (self._owners_dir / f"{self.token}.lock").unlink()
+
+    def count_left_is_zero(self) -> bool:
+        """True when no rows of this owner remain (checked on a fresh connection)."""
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=self.busy_timeout)) as db:
+                row = db.execute("SELECT 1 FROM events WHERE owner = ? LIMIT 1", (self.token,))
+                return row.fetchone() is None
+        except sqlite3.Error:
+            return False
+
+    def reopen_after_fork(self) -> None:
+        """In a forked child: a new owner token, lock file and connection.
+
+        The inherited connection is abandoned unused (SQLite connections must not
+        cross a fork); the parent keeps its rows and its lock.
+        """
+        self._lock = threading.Lock()
+        self._commit_done = threading.Condition(self._lock)
+        self._waiting = []
+        self._generation = 0
+        self._committed = -1
+        self._committing = False
+        self._failures = {}
+        self._db_lock = threading.Lock()
+        inherited_fd = self._owner_fd
+        self._open()
+        # The child's copy of the parent's lock fd would keep the parent "alive".
+        with contextlib.suppress(OSError):
+            os.close(inherited_fd)

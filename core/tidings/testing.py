@@ -1,0 +1,343 @@
+"""``tidings.testing``: a pytest plugin for tidings' tests and for plugin authors.
+
+Installed as a ``pytest11`` entry point, so its fixtures are available in any test
+suite of an environment where tidings is installed:
+
+``capture_sink``
+    A :class:`CaptureSink` that records every batch written to it.
+``receiver``
+    A :class:`Receiver`: a real HTTP server on 127.0.0.1 with an ephemeral port,
+    scriptable per request, recording every request.
+``tidings_no_sleep``
+    Backoff waits return at once for the duration of the test.
+
+Example::
+
+    def test_retries(receiver, tidings_no_sleep):
+        receiver.script(Reply(503), Reply(503))     # then the default, 200
+        with tidings.Notifier.from_config(
+            {"endpoints": [{"name": "hooks", "sink": "http", "url": receiver.url}]}
+        ) as notifier:
+            notifier.publish(tidings.Event(action="push"))
+            assert notifier.flush(10)
+            assert notifier.metrics()["hooks"].retries == 2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.server
+import json
+import socketserver
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+import pytest
+
+from .backoff import BackoffSink
+from .errors import DeliveryError
+from .events import Event
+
+__all__ = [
+    "CaptureSink",
+    "Receiver",
+    "RecordedRequest",
+    "Reply",
+    "capture_sink",
+    "no_sleep",
+    "receiver",
+    "tidings_no_sleep",
+]
+
+
+class CaptureSink:
+    """A sink that records batches; optionally fails on a script.
+
+    ``fail_next(n, error)`` makes the next ``n`` writes raise ``error`` (a
+    :class:`tidings.DeliveryError` by default). ``wait_for(count)`` waits until
+    that many events were recorded. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list[list[Event]] = []
+        self.attempts = 0
+        self.closed = False
+        self._failures: deque[BaseException] = deque()
+        self._condition = threading.Condition()
+
+    def __repr__(self) -> str:
+        return f"CaptureSink({len(self.events)} events)"
+
+    @property
+    def events(self) -> list[Event]:
+        """Every recorded event, in order."""
+        with self._condition:
+            return [event for batch in self.batches for event in batch]
+
+    def fail_next(self, count: int = 1, error: BaseException | None = None) -> None:
+        """Make the next ``count`` writes raise ``error``."""
+        with self._condition:
+            for _ in range(count):
+                self._failures.append(error or DeliveryError("scripted failure"))
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Record the batch, or raise the next scripted failure."""
+        with self._condition:
+            self.attempts += 1
+            if self._failures:
+                raise self._failures.popleft()
+            self.batches.append(list(events))
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Mark the sink closed."""
+        with self._condition:
+            self.closed = True
+            self._condition.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` events were recorded; False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while sum(len(batch) for batch in self.batches) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+
+@attrs.frozen
+class Reply:
+    """How the :class:`Receiver` answers one request.
+
+    ``action``: ``"respond"`` (default), ``"drop"`` (close the connection without
+    an answer), ``"truncate"`` (send part of a response, then close) or
+    ``"hang"`` (accept and stay silent until the receiver closes). ``delay``
+    seconds pass before the answer.
+    """
+
+    status: int = 200
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes = b""
+    delay: float = 0.0
+    action: str = attrs.field(
+        default="respond",
+        validator=attrs.validators.in_(("respond", "drop", "truncate", "hang")),
+    )
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request the :class:`Receiver` got; ``body`` is decoded from gzip."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    raw_body: bytes
+    received_at: float
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events of a registry envelope body."""
+        events: list[dict[str, Any]] = self.json()["events"]
+        return events
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    receiver: Receiver
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr log."""
+
+    def do_POST(self) -> None:
+        self.server.receiver._handle(self)
+
+    do_PUT = do_POST
+    do_GET = do_POST
+
+
+class Receiver:
+    """A scriptable webhook receiver on 127.0.0.1 with an ephemeral port.
+
+    Replies come from the script (:meth:`script`) in order, then ``default``.
+    Every request is recorded in :attr:`requests`. Pass ``ssl_context`` (a
+    server-side context) to serve https. Use as a context manager or call
+    :meth:`close`, which also releases requests that hang.
+    """
+
+    def __init__(
+        self,
+        *,
+        default: Reply | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.default = default or Reply()
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Reply | Callable[[RecordedRequest], Reply]] = deque()
+        self._condition = threading.Condition()
+        self._closing = threading.Event()
+        self._server = _Server((host, 0), _Handler)
+        self._server.receiver = self
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if ssl_context is not None else "http"
+        self.host = host
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="tidings-test-receiver",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The receiver's base URL plus ``/hook``."""
+        return f"{self.scheme}://{self.host}:{self.port}/hook"
+
+    def script(self, *replies: Reply | Callable[[RecordedRequest], Reply]) -> None:
+        """Queue replies for the next requests (a callable decides from the request)."""
+        with self._condition:
+            self._script.extend(replies)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` requests arrived; False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while len(self.requests) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event of every envelope received, in order."""
+        with self._condition:
+            requests = list(self.requests)
+        return [event for request in requests for event in request.events]
+
+    def verify(self, request: RecordedRequest, secret: str) -> Any:
+        """Verify a request's Standard Webhooks signature with the
+        ``standardwebhooks`` package; raises if it does not verify."""
+        from standardwebhooks.webhooks import Webhook
+
+        return Webhook(secret).verify(request.body, dict(request.headers))
+
+    def _handle(self, handler: _Handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        body = raw
+        if handler.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(raw)
+        request = RecordedRequest(
+            method=handler.command,
+            path=handler.path,
+            headers={key.lower(): value for key, value in handler.headers.items()},
+            body=body,
+            raw_body=raw,
+            received_at=time.monotonic(),
+        )
+        with self._condition:
+            self.requests.append(request)
+            step = self._script.popleft() if self._script else self.default
+            self._condition.notify_all()
+        reply = step(request) if callable(step) else step
+        if reply.delay and self._closing.wait(reply.delay):
+            return
+        if reply.action == "hang":
+            self._closing.wait()
+            handler.close_connection = True
+            return
+        if reply.action == "drop":
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(2)
+            return
+        if reply.action == "truncate":
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            handler.wfile.flush()
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(2)
+            return
+        handler.send_response(reply.status)
+        for name, value in reply.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(reply.body)))
+        handler.end_headers()
+        if reply.body:
+            handler.wfile.write(reply.body)
+
+    def close(self) -> None:
+        """Stop serving; requests that hang are released."""
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@contextlib.contextmanager
+def no_sleep() -> Iterator[None]:
+    """Within the block, backoff sinks created without ``sleep`` do not wait."""
+    previous = BackoffSink.default_sleep
+    BackoffSink.default_sleep = _skip
+    try:
+        yield
+    finally:
+        BackoffSink.default_sleep = previous
+
+
+def _skip(seconds: float) -> None:
+    """A sleep that returns at once."""
+
+
+@pytest.fixture
+def capture_sink() -> CaptureSink:
+    """A fresh :class:`CaptureSink`."""
+    return CaptureSink()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A running :class:`Receiver`, closed after the test."""
+    server = Receiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def tidings_no_sleep() -> Iterator[None]:
+    """Backoff waits return at once during the test (see :func:`no_sleep`)."""
+    with no_sleep():
+        yield
