@@ -25,6 +25,9 @@ FAILURE_FIELD = "tidings_failure"
 
 logger = logging.getLogger("tidings.backoff")
 
+_CLOSE_GRACE = 1.0
+"""Seconds ``close()`` lets a write on another thread settle its events."""
+
 
 @attrs.frozen
 class RetryState:
@@ -45,6 +48,13 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, DeliveryError):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _named(reason: str, error: BaseException) -> str:
+    """A give-up reason; an exception that is no DeliveryError is named in it."""
+    if isinstance(error, DeliveryError):
+        return reason
+    return f"{reason} ({type(error).__name__})"
 
 
 def _utc_text(moment: datetime.datetime) -> str:
@@ -69,7 +79,8 @@ class BackoffSink:
 
     ``clock`` (monotonic seconds), ``sleep`` and ``rng`` are injectable so tests
     need not wait; the default sleep is interrupted at once by :meth:`interrupt`
-    and :meth:`close`. ``on_retry`` sees a :class:`RetryState` before each wait.
+    and :meth:`close`, and cut short by :meth:`drain_by` when it would outlast a
+    close's budget. ``on_retry`` sees a :class:`RetryState` before each wait.
     """
 
     default_sleep: Callable[[float], None] | None = None
@@ -98,10 +109,15 @@ class BackoffSink:
         self._rng = rng or random.Random()
         self._on_retry = on_retry
         self._wake = threading.Event()
+        # Set to make a waiting write look again at _wake and _drain_deadline.
+        self._nudge = threading.Event()
+        self._drain_deadline: float | None = None
         self._closed = False
         self._paused_until = 0.0
         self._failed_writes = 0
-        self._throttle = LogThrottle(logger)
+        self._throttle = LogThrottle(logger, clock=clock)
+        self._writing = threading.Condition()
+        self._writer: int | None = None
 
     def __repr__(self) -> str:
         return f"BackoffSink({self._sink!r}, {self.policy!r})"
@@ -118,16 +134,33 @@ class BackoffSink:
 
     # -- waiting -----------------------------------------------------------------
 
+    def _outlasts_drain(self, seconds: float) -> bool:
+        deadline = self._drain_deadline
+        return deadline is not None and self._clock() + seconds > deadline
+
     def _wait(self, seconds: float) -> bool:
-        """Wait; return False when interrupted."""
+        """Wait; return False when interrupted, or at once when the wait would
+        outlast the budget a close gave (:meth:`drain_by`)."""
         if self._wake.is_set():
             return False
-        if seconds > 0:
-            if self._sleep is not None:
-                self._sleep(seconds)
-            else:
-                self._wake.wait(seconds)
-        return not self._wake.is_set()
+        if seconds <= 0:
+            return True
+        if self._sleep is not None:
+            if self._outlasts_drain(seconds):
+                return False
+            self._sleep(seconds)
+            return not self._wake.is_set()
+        end = time.monotonic() + seconds
+        while True:
+            remaining = end - time.monotonic()
+            if self._wake.is_set():
+                return False
+            if remaining <= 0:
+                return True
+            if self._outlasts_drain(remaining):
+                return False
+            self._nudge.wait(remaining)
+            self._nudge.clear()
 
     def _wait_for_pause(self) -> bool:
         remaining = self._paused_until - self._clock()
@@ -142,6 +175,16 @@ class BackoffSink:
         """Deliver ``events``, retrying by the policy, then settle them."""
         if self._closed:
             raise SinkClosedError(f"endpoint {self.name!r} is closed")
+        with self._writing:
+            self._writer = threading.get_ident()
+        try:
+            self._write(events)
+        finally:
+            with self._writing:
+                self._writer = None
+                self._writing.notify_all()
+
+    def _write(self, events: Sequence[Event]) -> None:
         if self.stats.disabled:
             self._settle(events, "endpoint disabled", attempts=0, error=None)
             return
@@ -155,6 +198,7 @@ class BackoffSink:
         traceback_logged = False
         while True:
             attempt += 1
+            last_attempt = datetime.datetime.now(datetime.UTC) if attempt > 1 else first_attempt
             try:
                 self._sink.write(events)
             except Exception as exc:
@@ -172,12 +216,13 @@ class BackoffSink:
                     type(error).__name__,
                     exc_info=error,
                 )
+            retry_after = self._retry_after(error)
             reason = self._give_up_reason(error, attempt, start)
             if reason is None:
-                delay = self._next_delay(error, attempt)
+                delay = retry_after if retry_after is not None else self._next_delay(attempt)
                 elapsed = self._clock() - start
                 if policy.max_elapsed is not None and elapsed + delay > policy.max_elapsed:
-                    reason = "deadline"
+                    reason = _named("deadline", error)
                 else:
                     self._announce_retry(error, attempt, delay, len(events))
                     if self._wait(delay) and self._wait_for_pause():
@@ -193,6 +238,7 @@ class BackoffSink:
                 attempts=attempt,
                 error=error,
                 first_attempt=first_attempt,
+                last_attempt=last_attempt,
             )
             return
 
@@ -206,18 +252,21 @@ class BackoffSink:
             return "shutdown"
         max_attempts = self.policy.max_attempts
         if max_attempts is not None and attempt >= max_attempts:
-            if isinstance(error, DeliveryError):
-                return "max retries"
-            return f"max retries ({type(error).__name__})"
+            return _named("max retries", error)
         return None
 
-    def _next_delay(self, error: Exception, attempt: int) -> float:
+    def _retry_after(self, error: Exception) -> float | None:
+        """The receiver's ``Retry-After``, clamped; it pauses the endpoint, even
+        when this write gives up."""
         retry_after = error.retry_after if isinstance(error, DeliveryError) else None
-        if retry_after is not None and retry_after >= 0:
-            delay = min(float(retry_after), self.policy.max_retry_after)
-            # The receiver asked the whole endpoint to back off, not one write.
-            self._pause(delay)
-            return delay
+        if retry_after is None or not retry_after >= 0:
+            return None
+        delay = min(float(retry_after), self.policy.max_retry_after)
+        # The receiver asked the whole endpoint to back off, not one write.
+        self._pause(delay)
+        return delay
+
+    def _next_delay(self, attempt: int) -> float:
         delay = self.policy.delay(attempt - 1, self._rng)
         if self._breaker_open():
             delay = max(delay, self.policy.breaker_cooldown)
@@ -252,20 +301,27 @@ class BackoffSink:
             delay,
         )
         if self._on_retry is not None:
-            self._on_retry(
-                RetryState(
-                    endpoint=self.name, attempt=attempt, delay=delay, error=error, events=count
-                )
+            state = RetryState(
+                endpoint=self.name, attempt=attempt, delay=delay, error=error, events=count
             )
+            try:
+                self._on_retry(state)
+            except Exception:
+                # A metrics hook must not leave the write's events unsettled.
+                logger.exception("endpoint %r: the on_retry hook failed", self.name)
 
     def _disable(self, error: Exception) -> None:
         if not self.stats.disabled:
             self.stats.disabled = True
+            # The one log of the endpoint's end: its events are settled quietly from now on.
             logger.error(
                 "endpoint %r: the receiver says it is gone (%s); endpoint disabled, "
-                "later events go to the dead-letter sink",
+                "this and later events %s",
                 self.name,
                 _describe(error),
+                "are lost (no dead-letter sink)"
+                if self.dead_letter is None
+                else "go to the dead-letter sink",
             )
 
     # -- settling ----------------------------------------------------------------
@@ -278,13 +334,17 @@ class BackoffSink:
         attempts: int,
         error: Exception | None,
         first_attempt: datetime.datetime | None = None,
+        last_attempt: datetime.datetime | None = None,
     ) -> None:
         """Dead-letter ``events`` or count them lost."""
-        now = datetime.datetime.now(datetime.UTC)
         status = error.status if isinstance(error, DeliveryError) else None
         description = _describe(error) if error is not None else None
+        # The endpoint's disabling was logged once; its events need no log each.
+        quiet = reason in ("endpoint gone", "endpoint disabled")
         if self.dead_letter is None:
             self.stats.count_settled("lost", len(events), attempts=attempts or None)
+            if quiet:
+                return
             self._throttle.log(
                 "give-up",
                 logging.ERROR,
@@ -302,7 +362,7 @@ class BackoffSink:
             "status": status,
             "error": description,
             "first_attempt": _utc_text(first_attempt) if first_attempt else None,
-            "last_attempt": _utc_text(now) if attempts else None,
+            "last_attempt": _utc_text(last_attempt) if last_attempt else None,
         }
         records = [event.with_extra(**{FAILURE_FIELD: failure}) for event in events]
         try:
@@ -317,6 +377,8 @@ class BackoffSink:
             )
             return
         self.stats.count_settled("dead_lettered", len(events), attempts=attempts or None)
+        if quiet:
+            return
         self._throttle.log(
             "give-up",
             logging.ERROR,
@@ -331,6 +393,17 @@ class BackoffSink:
         """Settle events that will not be attempted (dead letter, else lost)."""
         self._settle(events, reason, attempts=0, error=None)
 
+    def drain_by(self, seconds: float) -> None:
+        """A close began and gives the endpoint ``seconds`` more.
+
+        From now on a backoff wait (or a ``Retry-After`` or breaker pause) that
+        would end later than that gives up at once with reason ``"shutdown"``,
+        instead of holding the close until its deadline; the request in flight
+        and shorter waits go on.
+        """
+        self._drain_deadline = self._clock() + max(seconds, 0.0)
+        self._nudge.set()
+
     def interrupt(self) -> None:
         """Wake every wait and abort the wrapped sink's request in flight.
 
@@ -338,15 +411,23 @@ class BackoffSink:
         sink stays open for :meth:`abandon`.
         """
         self._wake.set()
+        self._nudge.set()
         try:
             self._sink.close()
         except Exception:
             logger.exception("endpoint %r: closing the sink failed", self.name)
 
     def close(self) -> None:
-        """Interrupt, then close the wrapped and the dead-letter sink."""
+        """Interrupt, then close the wrapped and the dead-letter sink.
+
+        A write in progress on another thread gets up to a second to settle its
+        events (dead-letter them) before the dead-letter sink is closed.
+        """
         self._closed = True
         self.interrupt()
+        with self._writing:
+            if self._writer not in (None, threading.get_ident()):
+                self._writing.wait_for(lambda: self._writer is None, timeout=_CLOSE_GRACE)
         if self.dead_letter is not None:
             try:
                 self.dead_letter.close()
@@ -356,4 +437,7 @@ class BackoffSink:
     def _after_fork_in_child(self) -> None:
         """Fresh synchronisation in a forked child."""
         self._wake = threading.Event()
+        self._nudge = threading.Event()
+        self._writing = threading.Condition()
+        self._writer = None
         self._throttle.reset()

@@ -87,7 +87,7 @@ class RetryPolicy:
     max_elapsed: float | None = attrs.field(
         default=120.0, converter=_optional_seconds, validator=_non_negative
     )
-    jitter: str = attrs.field(default="full", validator=attrs.validators.in_(JITTER_MODES))
+    jitter: str = attrs.field(default="full")
     jitter_factor: float = attrs.field(default=0.5)
     max_retry_after: float = attrs.field(default=300.0, converter=_seconds, validator=_non_negative)
     breaker_threshold: int | None = attrs.field(default=None, validator=_integer_or_none)
@@ -98,7 +98,13 @@ class RetryPolicy:
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 1:
             raise ValueError(f"multiplier must be a number >= 1, got {value!r}")
         if math.isinf(value):
-            raise ValueError("multiplier must be finite")
+            raise ValueError(f"multiplier must be finite, got {value!r}")
+
+    @jitter.validator
+    def _check_jitter(self, attribute: attrs.Attribute[str], value: str) -> None:
+        # attrs' in_() puts a tuple of four values in its ValueError: not one line.
+        if value not in JITTER_MODES:
+            raise ValueError(f"jitter must be one of {', '.join(JITTER_MODES)}, got {value!r}")
 
     @jitter_factor.validator
     def _check_jitter_factor(self, attribute: attrs.Attribute[float], value: float) -> None:
@@ -124,7 +130,15 @@ class RetryPolicy:
         limit = math.log(max(self.max_interval, 1e-9) / self.initial_interval, self.multiplier)
         if retry > limit + 1:
             return self.max_interval
-        return min(self.max_interval, self.initial_interval * self.multiplier**retry)
+        try:
+            raw = self.initial_interval * self.multiplier**retry
+        except OverflowError:
+            # The power alone overflows below a huge cap or over a tiny initial_interval.
+            try:
+                raw = math.exp(math.log(self.initial_interval) + retry * math.log(self.multiplier))
+            except OverflowError:
+                return self.max_interval
+        return min(self.max_interval, raw)
 
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
         """The wait before retry number ``retry`` (0-based), jitter applied."""
@@ -191,7 +205,8 @@ class RetryPolicy:
             elif key in ("multiplier", "jitter_factor"):
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ConfigError(f"{path} must be a number, got {show(value)}")
-                values[key] = float(value)
+                # Not float(value) here: an error then shows the value as written.
+                values[key] = value
             elif key == "jitter":
                 if value not in JITTER_MODES:
                     raise ConfigError(

@@ -54,7 +54,7 @@ def parse_retry_after(value: str | None, *, now: datetime.datetime | None = None
     if value is None:
         return None
     text = value.strip()
-    # Both forms are ASCII; int(), float() and isdigit() take other digits ("²", "١").
+    # Both forms are ASCII; int(), float() and isdigit() also take digits such as "²".
     if not text or not text.isascii():
         return None
     if text.isdigit():
