@@ -3,7 +3,9 @@
 Closing an ``httpx.Client`` from another thread does not interrupt a blocked read.
 This transport builds its own ``httpcore`` connection pool with a network backend
 that remembers every socket it opens; :meth:`AbortableTransport.abort` shuts them
-down, so that a blocked ``recv`` returns at once and the request fails.
+down, so that a blocked ``recv`` (or TLS handshake) returns at once and the
+request fails. Only establishing the TCP connection itself cannot be aborted; the
+connect timeout bounds it.
 """
 
 from __future__ import annotations
@@ -50,32 +52,54 @@ def _httpx_errors() -> Iterator[None]:
 
 
 class _Registry:
-    """The live sockets of a pool."""
+    """The live sockets of a pool, and whether new ones are refused.
+
+    ``aborted`` (the sink is closing) stays set; ``interrupted`` (a write passed
+    its deadline) lasts until :meth:`reset`. While either is set, a socket that
+    is registered is shut down at once, so that a connection being set up when
+    the interruption came fails too.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sockets: set[socket.socket] = set()
         self.aborted = False
+        self.interrupted = False
+
+    @property
+    def refusing(self) -> bool:
+        return self.aborted or self.interrupted
 
     def add(self, sock: socket.socket | None) -> None:
         if sock is None:
             return
         with self.lock:
             self.sockets.add(sock)
-            aborted = self.aborted
-        if aborted:
+            refusing = self.refusing
+        if refusing:
             _shutdown(sock)
 
-    def discard(self, sock: socket.socket | None) -> None:
+    def release(self, sock: socket.socket | None) -> None:
+        """Forget ``sock`` and close it (the registry's own duplicate)."""
+        if sock is None:
+            return
         with self.lock:
-            if sock is not None:
-                self.sockets.discard(sock)
+            self.sockets.discard(sock)
+        sock.close()
 
-    def abort(self) -> None:
+    def stop(self, *, for_good: bool) -> None:
         with self.lock:
+            if for_good:
+                self.aborted = True
+            else:
+                self.interrupted = True
             sockets = list(self.sockets)
         for sock in sockets:
             _shutdown(sock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.interrupted = False
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -85,11 +109,28 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 class _TrackedStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream, registry: _Registry) -> None:
+    """A stream whose socket the registry can shut down from another thread.
+
+    The registry holds a duplicate of the connection's file descriptor, taken
+    when the TCP connection is made: ``shutdown`` through it acts on the shared
+    socket, so it also wakes a TLS handshake in progress, during which no
+    Python object for the TLS socket exists yet (the plain socket object has
+    already handed its descriptor over). The duplicate is closed with the stream.
+    """
+
+    def __init__(
+        self,
+        stream: httpcore.NetworkStream,
+        registry: _Registry,
+        handle: socket.socket | None = None,
+    ) -> None:
         self._stream = stream
         self._registry = registry
-        self._socket: socket.socket | None = stream.get_extra_info("socket")
-        registry.add(self._socket)
+        if handle is None:
+            sock: socket.socket | None = stream.get_extra_info("socket")
+            handle = sock.dup() if sock is not None else None
+            registry.add(handle)
+        self._handle = handle
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._stream.read(max_bytes, timeout)
@@ -98,8 +139,10 @@ class _TrackedStream(httpcore.NetworkStream):
         self._stream.write(buffer, timeout)
 
     def close(self) -> None:
-        self._registry.discard(self._socket)
-        self._stream.close()
+        try:
+            self._stream.close()
+        finally:
+            self._registry.release(self._handle)
 
     def start_tls(
         self,
@@ -107,11 +150,13 @@ class _TrackedStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        # The TLS socket replaces the plain one (which is detached from its fd).
-        self._registry.discard(self._socket)
-        return _TrackedStream(
-            self._stream.start_tls(ssl_context, server_hostname, timeout), self._registry
-        )
+        try:
+            stream = self._stream.start_tls(ssl_context, server_hostname, timeout)
+        except BaseException:
+            # httpcore closed the socket; the duplicate would keep it open.
+            self._registry.release(self._handle)
+            raise
+        return _TrackedStream(stream, self._registry, self._handle)
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._stream.get_extra_info(info)
@@ -130,7 +175,7 @@ class _TrackingBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        if self._registry.aborted:
+        if self._registry.refusing:
             raise httpcore.ConnectError("the transport was aborted")
         stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
         return _TrackedStream(stream, self._registry)
@@ -167,7 +212,8 @@ class AbortableTransport(httpx.BaseTransport):
 
     ``ssl_context`` is used for https; ``max_connections`` and ``keepalive_expiry``
     size the pool. :meth:`abort` fails every request in flight and refuses new
-    connections until :meth:`reset`; :meth:`close` closes the pool.
+    connections from then on; :meth:`interrupt` does the same until :meth:`reset`;
+    :meth:`close` closes the pool.
     """
 
     def __init__(
@@ -188,23 +234,21 @@ class AbortableTransport(httpx.BaseTransport):
 
     @property
     def aborted(self) -> bool:
-        """True after :meth:`abort` (until :meth:`reset`)."""
+        """True after :meth:`abort`."""
         return self._registry.aborted
 
     def abort(self) -> None:
-        """Shut down every socket of the pool: requests in flight fail at once."""
-        with self._registry.lock:
-            self._registry.aborted = True
-        self._registry.abort()
+        """Shut down every socket of the pool and refuse new connections for good:
+        requests in flight fail at once."""
+        self._registry.stop(for_good=True)
 
     def interrupt(self) -> None:
-        """Shut down the sockets now (a request over its deadline) but stay usable."""
-        self._registry.abort()
+        """Like :meth:`abort`, but only until :meth:`reset` (a write over its deadline)."""
+        self._registry.stop(for_good=False)
 
     def reset(self) -> None:
-        """Accept new connections again after :meth:`abort`."""
-        with self._registry.lock:
-            self._registry.aborted = False
+        """Accept new connections again after :meth:`interrupt` (not after :meth:`abort`)."""
+        self._registry.reset()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through the pool (httpx's ``BaseTransport`` API)."""

@@ -17,9 +17,10 @@ import time
 
 import tidings
 
-__all__ = ["SECRET_PREFIX", "WebhookSigner"]
+__all__ = ["MIN_KEY_BYTES", "SECRET_PREFIX", "WebhookSigner"]
 
 SECRET_PREFIX = "whsec_"
+MIN_KEY_BYTES = 16
 
 
 class WebhookSigner:
@@ -32,18 +33,27 @@ class WebhookSigner:
     __slots__ = ("_key",)
 
     def __init__(self, secret: str, *, where: str = "signing_secret") -> None:
-        if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        # The secret itself never appears in a message.
+        if not isinstance(secret, str):
             raise tidings.ConfigError(
-                f'{where} must be a Standard Webhooks secret "{SECRET_PREFIX}<base64>"'
+                f'{where} must be a string "{SECRET_PREFIX}<base64>", got {type(secret).__name__}'
+            )
+        if not secret.startswith(SECRET_PREFIX):
+            raise tidings.ConfigError(
+                f'{where} must be a Standard Webhooks secret "{SECRET_PREFIX}<base64>"; '
+                f'it does not start with "{SECRET_PREFIX}"'
             )
         try:
             self._key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
         except (binascii.Error, ValueError):
             raise tidings.ConfigError(
-                f'{where} must be "{SECRET_PREFIX}" followed by base64; the rest is not base64'
+                f'{where} must be a Standard Webhooks secret "{SECRET_PREFIX}<base64>"; '
+                f'what follows "{SECRET_PREFIX}" is not base64'
             ) from None
-        if len(self._key) < 16:
-            raise tidings.ConfigError(f"{where}: the key must be at least 16 bytes")
+        if len(self._key) < MIN_KEY_BYTES:
+            raise tidings.ConfigError(
+                f"{where} must hold a key of at least {MIN_KEY_BYTES} bytes, got {len(self._key)}"
+            )
 
     def __repr__(self) -> str:
         return "WebhookSigner(***)"
