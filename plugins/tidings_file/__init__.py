@@ -14,9 +14,10 @@ Durability, by the ``fsync`` option:
     loss: the last few seconds of lines may be missing then (never torn in the
     middle by the process, though).
 ``"batch"``
-    One ``fsync`` per batch (and of the directory after the file is created or
-    reopened): when ``write`` returns, the whole batch is on stable storage and
-    survives a power loss. Costs one disk flush per batch.
+    One ``fsync`` per batch (and, best effort, one of the directory after the
+    file is opened, for a new file's entry and a rotation's renames): when
+    ``write`` returns, the whole batch is on stable storage and survives a power
+    loss. Costs one disk flush per batch.
 ``"always"``
     Every event is written and ``fsync``-ed on its own: when a batch fails midway,
     the events before the failure are already durable. Costs one disk flush per
@@ -235,13 +236,21 @@ class FileSink:
         if self.fsync != "never":
             os.fsync(fd)
             if not self._dir_synced:
-                # The new file's directory entry (or a rotation's renames).
-                dir_fd = os.open(os.path.dirname(self._file), os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-                self._dir_synced = True
+                self._sync_directory()
+
+    def _sync_directory(self) -> None:
+        """Make the file's directory entry durable (a new file, a rotation's renames).
+
+        Best effort, as SQLite does: some file systems cannot fsync a directory,
+        and a directory may be writable but not readable.
+        """
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(os.path.dirname(self._file), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        self._dir_synced = True
 
     # -- the sink protocol -------------------------------------------------------
 
