@@ -210,9 +210,7 @@ def test_encode_envelope_writes_utf8_text() -> None:
     body = encode_envelope([event])
 
     assert "café/straße".encode() in body
-    assert json.loads(body.decode("utf-8"))["events"][0]["target"] == {
-        "repository": "café/straße"
-    }
+    assert json.loads(body.decode("utf-8"))["events"][0]["target"] == {"repository": "café/straße"}
 
 
 def test_the_events_media_type() -> None:
@@ -228,7 +226,10 @@ VALID = {"id": "e3", "timestamp": "2016-03-09T22:44:26Z", "action": "push"}
 @pytest.mark.parametrize(
     ("wire", "message"),
     [
-        ({"timestamp": "2016-03-09T22:44:26Z", "action": "push"}, "event is missing the field 'id'"),
+        (
+            {"timestamp": "2016-03-09T22:44:26Z", "action": "push"},
+            "event is missing the field 'id'",
+        ),
         ({"id": "e3", "action": "push"}, "event is missing the field 'timestamp'"),
         ({"id": "e3", "timestamp": "2016-03-09T22:44:26Z"}, "event is missing the field 'action'"),
         ({**VALID, "id": 17}, "event field 'id' must be a string, got int"),

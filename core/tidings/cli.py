@@ -15,7 +15,6 @@ import sys
 import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 from .__about__ import __version__
@@ -84,7 +83,7 @@ def _open_input(path: str) -> tuple[IO[str], str]:
     if path == "-":
         return sys.stdin, "<stdin>"
     try:
-        return open(path, encoding="utf-8"), path  # noqa: SIM115
+        return open(path, encoding="utf-8"), path
     except OSError as exc:
         raise CommandError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -174,10 +173,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     report = notifier.close()
     metrics = list(notifier.metrics().values())
     print(format_table(metrics))
-    print(
-        f"{len(events)} events sent to {len(metrics)} endpoints in {report.elapsed:.2f}s of shutdown"
-        + (f"; {malformed} malformed lines skipped" if malformed else "")
-    )
+    skipped = f"; {malformed} malformed lines skipped" if malformed else ""
+    closed = f"closed in {report.elapsed:.2f}s"
+    print(f"{len(events)} events to {len(metrics)} endpoints; {closed}{skipped}")
     complete = all(item.delivered + item.filtered == item.accepted for item in metrics)
     return EXIT_OK if complete and not malformed else EXIT_UNDELIVERED
 
@@ -210,12 +208,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 row.distribution or "-",
                 row.version or "-",
                 row.module or "-",
-                "built-in" if row.builtin and not row.error else ("ok" if not row.error else "error"),
+                "built-in"
+                if row.builtin and not row.error
+                else ("ok" if not row.error else "error"),
             ]
         )
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
     for row in rows:
         if row.error:
             print(f"error: {row.error}")
@@ -338,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--secret", help="verify Standard Webhooks signatures with this whsec_ key")
     listen.add_argument("--status", type=int, default=200, help="status to answer (default 200)")
     listen.add_argument("--fail-status", type=int, default=503, help="status of injected failures")
-    listen.add_argument("--fail-every", type=int, default=0, metavar="N", help="fail every Nth request")
+    listen.add_argument(
+        "--fail-every", type=int, default=0, metavar="N", help="fail every Nth request"
+    )
     listen.add_argument("--out", help="append each received body as one JSON line to this file")
     listen.add_argument("--quiet", action="store_true", help="do not print the envelopes")
     listen.set_defaults(handler=cmd_listen)

@@ -214,6 +214,7 @@ class Endpoint:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the chain within ``timeout`` seconds."""
+        self.backoff.drain_by(timeout)
         self.queue.close(timeout)
 
     def metrics(self) -> EndpointMetrics:

@@ -249,6 +249,10 @@ class Notifier:
             queues = [endpoint.queue for endpoint in self._endpoints.values()]
             for queue in queues:
                 queue.stop_accepting()
+            # A backoff wait that would outlast the drain gives up now, not at the deadline.
+            drain = max(deadline - reserve - time.monotonic(), 0)
+            for endpoint in self._endpoints.values():
+                endpoint.backoff.drain_by(drain)
             drained = True
             for queue in queues:
                 drained = queue.flush(max(deadline - reserve - time.monotonic(), 0)) and drained

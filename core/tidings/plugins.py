@@ -244,7 +244,7 @@ class Plugins:
                 plugin = load()
             except Exception as exc:
                 raise PluginLoadError(
-                    f"{origin.describe()} failed to load: {type(exc).__name__}: {exc}"
+                    f"{origin.describe()} failed to load: {_one_line(exc)}"
                 ) from exc
             self._add_plugin(plugin, origin)
         except PluginLoadError as exc:
@@ -271,7 +271,7 @@ class Plugins:
             if self._pm.is_registered(plugin):
                 self._pm.unregister(plugin)
             raise PluginLoadError(
-                f"{origin.describe()} is not a valid plugin: {type(exc).__name__}: {exc}"
+                f"{origin.describe()} is not a valid plugin: {_one_line(exc)}"
             ) from exc
         offered: dict[str, SinkFactory] = {}
 
@@ -291,7 +291,7 @@ class Plugins:
             if isinstance(exc, PluginLoadError):
                 raise
             raise PluginLoadError(
-                f"{origin.describe()} failed in tidings_register_sinks: {type(exc).__name__}: {exc}"
+                f"{origin.describe()} failed in tidings_register_sinks: {_one_line(exc)}"
             ) from exc
         self._infos[origin.name] = _info(origin, tuple(offered), None)
 
@@ -307,6 +307,12 @@ class Plugins:
                 )
         for sink_type, factory in offered.items():
             self._factories[sink_type] = (factory, origin.name)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (pluggy's validation messages span several)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {'; '.join(lines)}"
 
 
 def _check_sink(sink_type: object, factory: object) -> None:

@@ -21,6 +21,9 @@ OVERFLOW_POLICIES = ("drop_oldest", "drop_newest", "block")
 
 logger = logging.getLogger("tidings.queue")
 
+_IDLE_JOIN = 1.0
+"""Seconds ``finish`` waits at least for a worker that has no write in flight."""
+
 
 class QueueSink:
     """A bounded in-memory queue and one daemon worker thread that drains it.
@@ -86,6 +89,9 @@ class QueueSink:
         self._stop = False
         self._worker_waiting = False
         self._closed = False
+        self._worker_done = False
+        # Set by finish() when the worker is stuck in a write: it closes the sink itself.
+        self._close_by_worker = False
         self._thread = threading.Thread(
             target=self._run, name=f"tidings-queue-{self.name}", daemon=True
         )
@@ -160,6 +166,16 @@ class QueueSink:
     # -- the worker ------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._work()
+        finally:
+            with self._lock:
+                self._worker_done = True
+                close_sink = self._close_by_worker
+            if close_sink:
+                self._close_sink()
+
+    def _work(self) -> None:
         while True:
             with self._lock:
                 while not self._buffer and not self._stop and self._accepting:
@@ -189,7 +205,14 @@ class QueueSink:
             self._sink.write(batch)
         except Exception as exc:
             if self._settling:
-                logger.exception("endpoint %r: the sink failed to settle a write", self.name)
+                # It raised before settling the batch: count it rather than lose it silently.
+                self.stats.count_settled("lost", len(batch))
+                logger.error(
+                    "endpoint %r: the sink failed to settle a write of %d events; events lost",
+                    self.name,
+                    len(batch),
+                    exc_info=exc,
+                )
                 return
             self.stats.count_error(f"{type(exc).__name__}: {exc}")
             self.stats.count_settled("lost", len(batch), attempts=1)
@@ -252,14 +275,20 @@ class QueueSink:
     def finish(self, timeout: float = 0.25) -> list[Event]:
         """After :meth:`halt`: give the worker ``timeout`` seconds to return, settle
         the events still queued (the settling sink's ``abandon``, else ``lost``)
-        and close the sink. Returns the events that were left queued."""
+        and close the sink. Returns the events that were left queued.
+
+        A worker still stuck in a write after ``timeout`` closes the sink itself
+        when that write returns, so that ``finish`` never waits on it longer."""
         self.halt()
         with self._lock:
             if self._closed:
                 return []
             self._closed = True
+            # After halt() a worker with nothing in flight takes no further batch:
+            # it only has to wake up and return, so wait for it even past the budget.
+            idle = self._in_flight == 0
         if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(timeout, 0.0))
+            self._thread.join(max(timeout, _IDLE_JOIN if idle else 0.0))
             if self._thread.is_alive():
                 logger.error(
                     "endpoint %r: the worker did not return from its write within %.2fs",
@@ -279,11 +308,18 @@ class QueueSink:
                     self.name,
                     len(leftovers),
                 )
+        with self._lock:
+            close_now = self._worker_done or self._thread is threading.current_thread()
+            self._close_by_worker = not close_now
+        if close_now:
+            self._close_sink()
+        return leftovers
+
+    def _close_sink(self) -> None:
         try:
             self._sink.close()
         except Exception:
             logger.exception("endpoint %r: closing the sink failed", self.name)
-        return leftovers
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting, drain for up to ``timeout`` seconds, then shut down.

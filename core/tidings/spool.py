@@ -108,8 +108,9 @@ class Spool:
             )
             fcntl.flock(self._owner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            culprit = f" ({exc.filename})" if exc.filename else ""
             raise ConfigError(
-                f"{self.where}: cannot use the spool {self.path}: {exc.strerror or exc}"
+                f"{self.where}: cannot use the spool {self.path}: {exc.strerror or exc}{culprit}"
             ) from None
         try:
             self._db = sqlite3.connect(

@@ -1,0 +1,240 @@
+"""The SQLite spool on its own: group commit, ownership, adoption, quarantine, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import tidings
+from tidings.spool import Spool
+
+
+def event(number: int) -> tidings.Event:
+    return tidings.Event(action="push", target={"repository": "library/alpine", "tag": str(number)})
+
+
+def tags(taken: list[tuple[int, tidings.Event]]) -> list[str]:
+    return [str((item.target or {})["tag"]) for _, item in taken]
+
+
+def test_append_take_remove_in_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "hooks.db")
+    spool.append([event(n) for n in range(5)])
+    first = spool.take(after=0, limit=3)
+    assert tags(first) == ["0", "1", "2"]
+    rest = spool.take(after=first[-1][0], limit=10)
+    assert tags(rest) == ["3", "4"]
+    spool.remove([seq for seq, _ in first])
+    assert spool.count() == 2
+    spool.close()
+
+
+def test_events_round_trip_exactly(tmp_path: Path) -> None:
+    received = {
+        "id": "5a1b2c3d-0000-4000-8000-000000000001",
+        "timestamp": "2016-03-09T14:44:26.402973972-08:00",
+        "action": "push",
+        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": 7},
+        "meta": {"project_path": "group/project"},
+    }
+    spool = Spool(tmp_path / "hooks.db")
+    spool.append([tidings.Event.from_dict(received)])
+    [(_, again)] = spool.take(after=0, limit=1)
+    assert again.to_dict() == received
+    spool.close()
+
+
+def test_group_commit_from_many_threads(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "hooks.db")
+    barrier = threading.Barrier(8)
+
+    def publish(thread: int) -> None:
+        barrier.wait(timeout=10)
+        for n in range(200):
+            spool.append([event(thread * 1000 + n)])
+
+    threads = [threading.Thread(target=publish, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert spool.count() == 1600
+    taken = spool.take(after=0, limit=5000)
+    # Order is kept per thread.
+    for thread in range(8):
+        mine = [int(tag) for tag in tags(taken) if int(tag) // 1000 == thread]
+        assert mine == sorted(mine)
+        assert len(mine) == 200
+    spool.close()
+
+
+def test_rows_left_at_close_are_adopted_by_the_next_owner(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    first = Spool(path)
+    first.append([event(n) for n in range(3)])
+    first.close()
+    second = Spool(path)
+    assert second.count() == 0
+    assert second.adopt_orphans() == 3
+    assert tags(second.take(after=0, limit=10)) == ["0", "1", "2"]
+    second.close()
+
+
+def test_rows_of_a_live_owner_are_not_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    owner = Spool(path)
+    owner.append([event(1)])
+    other = Spool(path)
+    assert other.adopt_orphans() == 0
+    assert other.take(after=0, limit=10) == []
+    owner.close()
+    assert other.adopt_orphans() == 1
+    other.close()
+
+
+def test_rows_of_a_killed_process_are_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import tidings
+        from tidings.spool import Spool
+        spool = Spool({str(path)!r})
+        spool.append([tidings.Event(action="push", target={{"tag": str(n)}}) for n in range(4)])
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        survivor = Spool(path)
+        assert survivor.adopt_orphans() == 0, "the owner is alive"
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert survivor.adopt_orphans() == 4
+        assert tags(survivor.take(after=0, limit=10)) == ["0", "1", "2", "3"]
+        survivor.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def test_undecodable_row_is_quarantined_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path / "hooks.db", where='endpoint "hooks": queue.path')
+    spool.append([event(1)])
+    db = sqlite3.connect(tmp_path / "hooks.db")
+    db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (spool.token, b"{not json"))
+    db.commit()
+    db.close()
+    spool.append([event(2)])
+    assert tags(spool.take(after=0, limit=10)) == ["1", "2"]
+    assert spool.quarantined() == 1
+    assert spool.count() == 2
+    assert any(
+        "spool row 2 cannot be decoded" in record.getMessage()
+        and record.getMessage().startswith('endpoint "hooks": queue.path')
+        for record in caplog.records
+    )
+    spool.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    path.write_bytes(b"this is not a database, it is a text file " * 100)
+    with pytest.raises(tidings.ConfigError) as caught:
+        Spool(path, where='endpoint "hooks": queue.path')
+    assert str(caught.value) == (
+        f'endpoint "hooks": queue.path: the spool {path} is not a usable SQLite database '
+        "(file is not a database)"
+    )
+
+
+def test_an_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(tidings.ConfigError) as caught:
+        Spool(blocker / "hooks.db", where='endpoint "hooks": queue.path')
+    assert str(caught.value) == (
+        f'endpoint "hooks": queue.path: cannot use the spool {blocker / "hooks.db"}: '
+        f"File exists ({blocker})"
+    )
+
+
+def test_a_locked_spool_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    Spool(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(tidings.ConfigError) as caught:
+            Spool(path, where='endpoint "hooks": queue.path', busy_timeout=0.2)
+        assert str(caught.value).startswith(
+            f'endpoint "hooks": queue.path: the spool {path} is locked by another process'
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_append_failure_reaches_every_waiting_publisher(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "hooks.db")
+    spool._db.execute("PRAGMA query_only = ON")
+    with pytest.raises(tidings.TidingsError) as caught:
+        spool.append([event(1)])
+    assert "cannot write the spool" in str(caught.value)
+    assert "attempt to write a readonly database" in str(caught.value)
+    spool._db.execute("PRAGMA query_only = OFF")
+    spool.append([event(2)])
+    assert tags(spool.take(after=0, limit=10)) == ["2"]
+    spool.close()
+
+
+def test_a_forked_child_gets_its_own_owner_and_connection(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    spool = Spool(path)
+    spool.append([event(1)])
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            os.close(read_end)
+            parent_token = spool.token
+            spool.reopen_after_fork()
+            spool.append([event(2)])
+            result = {
+                "new_token": spool.token != parent_token,
+                "own": tags(spool.take(after=0, limit=10)),
+                "adopted_from_live_parent": spool.adopt_orphans(),
+            }
+            os.write(write_end, json.dumps(result).encode())
+            spool.close()
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        result = json.loads(pipe.read())
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert result == {"new_token": True, "own": ["2"], "adopted_from_live_parent": 0}
+    # The parent still owns and reads its own row; the child's row was delivered by nobody
+    # yet and is adoptable now that the child is gone.
+    assert tags(spool.take(after=0, limit=10)) == ["1"]
+    assert spool.adopt_orphans() == 1
+    spool.close()
