@@ -22,18 +22,18 @@ def event(number: int) -> tidings.Event:
     return tidings.Event(action="push", target={"repository": "library/alpine", "tag": str(number)})
 
 
-def tags(taken: list[tuple[int, tidings.Event]]) -> list[str]:
-    return [str((item.target or {})["tag"]) for _, item in taken]
+def tags(taken: tuple[list[tuple[int, tidings.Event]], int]) -> list[str]:
+    return [str((item.target or {})["tag"]) for _, item in taken[0]]
 
 
 def test_append_take_remove_in_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "hooks.db")
     spool.append([event(n) for n in range(5)])
-    first = spool.take(after=0, limit=3)
+    first = spool.take(limit=3)
     assert tags(first) == ["0", "1", "2"]
-    rest = spool.take(after=first[-1][0], limit=10)
-    assert tags(rest) == ["3", "4"]
-    spool.remove([seq for seq, _ in first])
+    assert tags(spool.take(limit=3)) == ["0", "1", "2"], "taking does not remove"
+    spool.remove([seq for seq, _ in first[0]])
+    assert tags(spool.take(limit=10)) == ["3", "4"]
     assert spool.count() == 2
     spool.close()
 
@@ -48,7 +48,7 @@ def test_events_round_trip_exactly(tmp_path: Path) -> None:
     }
     spool = Spool(tmp_path / "hooks.db")
     spool.append([tidings.Event.from_dict(received)])
-    [(_, again)] = spool.take(after=0, limit=1)
+    [(_, again)] = spool.take(limit=1)[0]
     assert again.to_dict() == received
     spool.close()
 
@@ -68,7 +68,7 @@ def test_group_commit_from_many_threads(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(60)
     assert spool.count() == 1600
-    taken = spool.take(after=0, limit=5000)
+    taken = spool.take(limit=5000)
     # Order is kept per thread.
     for thread in range(8):
         mine = [int(tag) for tag in tags(taken) if int(tag) // 1000 == thread]
@@ -85,7 +85,7 @@ def test_rows_left_at_close_are_adopted_by_the_next_owner(tmp_path: Path) -> Non
     second = Spool(path)
     assert second.count() == 0
     assert second.adopt_orphans() == 3
-    assert tags(second.take(after=0, limit=10)) == ["0", "1", "2"]
+    assert tags(second.take(limit=10)) == ["0", "1", "2"]
     second.close()
 
 
@@ -95,7 +95,7 @@ def test_rows_of_a_live_owner_are_not_adopted(tmp_path: Path) -> None:
     owner.append([event(1)])
     other = Spool(path)
     assert other.adopt_orphans() == 0
-    assert other.take(after=0, limit=10) == []
+    assert other.take(limit=10) == ([], 0)
     owner.close()
     assert other.adopt_orphans() == 1
     other.close()
@@ -123,7 +123,7 @@ def test_rows_of_a_killed_process_are_adopted(tmp_path: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         assert survivor.adopt_orphans() == 4
-        assert tags(survivor.take(after=0, limit=10)) == ["0", "1", "2", "3"]
+        assert tags(survivor.take(limit=10)) == ["0", "1", "2", "3"]
         survivor.close()
     finally:
         if process.poll() is None:
@@ -141,7 +141,9 @@ def test_undecodable_row_is_quarantined_and_skipped(
     db.commit()
     db.close()
     spool.append([event(2)])
-    assert tags(spool.take(after=0, limit=10)) == ["1", "2"]
+    taken = spool.take(limit=10)
+    assert tags(taken) == ["1", "2"]
+    assert taken[1] == 1
     assert spool.quarantined() == 1
     assert spool.count() == 2
     assert any(
@@ -200,7 +202,7 @@ def test_append_failure_reaches_every_waiting_publisher(tmp_path: Path) -> None:
     assert "attempt to write a readonly database" in str(caught.value)
     spool._db.execute("PRAGMA query_only = OFF")
     spool.append([event(2)])
-    assert tags(spool.take(after=0, limit=10)) == ["2"]
+    assert tags(spool.take(limit=10)) == ["2"]
     spool.close()
 
 
@@ -219,7 +221,7 @@ def test_a_forked_child_gets_its_own_owner_and_connection(tmp_path: Path) -> Non
             spool.append([event(2)])
             result = {
                 "new_token": spool.token != parent_token,
-                "own": tags(spool.take(after=0, limit=10)),
+                "own": tags(spool.take(limit=10)),
                 "adopted_from_live_parent": spool.adopt_orphans(),
             }
             os.write(write_end, json.dumps(result).encode())
@@ -235,6 +237,6 @@ def test_a_forked_child_gets_its_own_owner_and_connection(tmp_path: Path) -> Non
     assert result == {"new_token": True, "own": ["2"], "adopted_from_live_parent": 0}
     # The parent still owns and reads its own row; the child's row was delivered by nobody
     # yet and is adoptable now that the child is gone.
-    assert tags(spool.take(after=0, limit=10)) == ["1"]
+    assert tags(spool.take(limit=10)) == ["1"]
     assert spool.adopt_orphans() == 1
     spool.close()

@@ -31,6 +31,7 @@ from .notifier import EndpointReport, Notifier, ShutdownReport
 from .plugins import PluginInfo, PluginLoadWarning, Plugins, list_plugins
 from .queue import QueueSink
 from .retry import RetryPolicy
+from .signatures import WebhookSigner
 from .sink import SettlingSink, Sink, SinkContext
 from .status import error_for_status, parse_retry_after
 
@@ -64,6 +65,7 @@ __all__ = [
     "SinkClosedError",
     "SinkContext",
     "TidingsError",
+    "WebhookSigner",
     "__version__",
     "encode_envelope",
     "error_for_status",

@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from .errors import DeliveryError, EndpointGoneError, PermanentDeliveryError, SinkClosedError
+from .errors import (
+    DeliveryError,
+    EndpointGoneError,
+    PermanentDeliveryError,
+    SinkClosedError,
+    Unsettled,
+)
 from .events import Event
 from .metrics import EndpointStats
 from .retry import RetryPolicy
@@ -118,6 +124,10 @@ class BackoffSink:
         self._throttle = LogThrottle(logger, clock=clock)
         self._writing = threading.Condition()
         self._writer: int | None = None
+        self.persist_on_shutdown = False
+        """Set by a durable queue: a write cut short by shutdown raises
+        :class:`~tidings.errors.Unsettled` instead of dead-lettering its events,
+        which stay in the queue for the next start."""
 
     def __repr__(self) -> str:
         return f"BackoffSink({self._sink!r}, {self.policy!r})"
@@ -337,6 +347,8 @@ class BackoffSink:
         last_attempt: datetime.datetime | None = None,
     ) -> None:
         """Dead-letter ``events`` or count them lost."""
+        if reason == "shutdown" and self.persist_on_shutdown:
+            raise Unsettled(f"endpoint {self.name!r}: write interrupted by shutdown; events kept")
         status = error.status if isinstance(error, DeliveryError) else None
         description = _describe(error) if error is not None else None
         # The endpoint's disabling was logged once; its events need no log each.
@@ -434,8 +446,17 @@ class BackoffSink:
             except Exception:
                 logger.exception("endpoint %r: closing the dead-letter sink failed", self.name)
 
-    def _after_fork_in_child(self) -> None:
-        """Fresh synchronisation in a forked child."""
+    def replace_sinks(self, sink: Sink, dead_letter: Sink | None) -> None:
+        """Use new wrapped and dead-letter sinks (after a fork)."""
+        self._sink = sink
+        self.dead_letter = dead_letter
+
+    def after_fork_in_child(self) -> None:
+        """Fresh synchronisation and state in a forked child."""
+        self._closed = False
+        self._drain_deadline = None
+        self._paused_until = 0.0
+        self._failed_writes = 0
         self._wake = threading.Event()
         self._nudge = threading.Event()
         self._writing = threading.Condition()

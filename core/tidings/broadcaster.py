@@ -66,6 +66,10 @@ class Broadcaster:
                 raise ValueError(f"sink {sink!r} is not in the broadcaster") from None
             self._sinks = tuple(sinks)
 
+    def after_fork_in_child(self) -> None:
+        """A fresh lock in a forked child (the parent's may have been held)."""
+        self._lock = threading.Lock()
+
     def write(self, events: Sequence[Event]) -> None:
         """Write ``events`` to every sink; raise only if the broadcaster is closed."""
         if self._closed:

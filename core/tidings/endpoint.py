@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .backoff import BackoffSink
+from .backoff import FAILURE_FIELD, BackoffSink
 from .config import RESERVED_ENDPOINT_KEYS, EndpointConfig, IgnoreConfig, QueueConfig, SinkSpec
+from .durable import DurableQueueSink
 from .errors import ConfigError, show
 from .events import Event
 from .filter import FilterSink
@@ -26,6 +27,7 @@ from .plugins import Plugins
 from .queue import QueueSink
 from .retry import RetryPolicy
 from .sink import Sink, SinkContext
+from .spool import Spool
 
 __all__ = ["Endpoint", "build_sink", "sink_options"]
 
@@ -131,11 +133,14 @@ class Endpoint:
         dead_letter: Sink | None = None,
         predicate: Callable[[Event], bool] | None = None,
         stats: EndpointStats | None = None,
+        spool: Spool | None = None,
+        rebuild: Callable[[], tuple[Sink, Sink | None]] | None = None,
         **backoff_options: Any,
     ) -> None:
         self.name = name
         self.stats = stats if stats is not None else EndpointStats(name)
         self.transport = transport
+        self._rebuild = rebuild
         queue = queue or QueueConfig()
         ignore = ignore or IgnoreConfig()
         self.backoff = BackoffSink(
@@ -146,14 +151,18 @@ class Endpoint:
             name=name,
             **backoff_options,
         )
-        self.queue = QueueSink(
-            self.backoff,
-            max_size=queue.max_size,
-            overflow=queue.overflow,
-            block_timeout=queue.block_timeout,
-            max_batch=queue.max_batch,
-            stats=self.stats,
-            name=name,
+        queue_options: dict[str, Any] = {
+            "max_size": queue.max_size,
+            "overflow": queue.overflow,
+            "block_timeout": queue.block_timeout,
+            "max_batch": queue.max_batch,
+            "stats": self.stats,
+            "name": name,
+        }
+        self.queue: QueueSink = (
+            QueueSink(self.backoff, **queue_options)
+            if spool is None
+            else DurableQueueSink(self.backoff, spool, **queue_options)
         )
         self.filter = FilterSink(
             self.queue,
@@ -174,24 +183,35 @@ class Endpoint:
     @classmethod
     def from_config(cls, config: EndpointConfig, plugins: Plugins) -> Endpoint:
         """Build the chain of a validated endpoint configuration."""
-        if config.queue.path is not None:
-            raise ConfigError(
-                f"{config.where}: queue.path: durable queues are not available in this version"
-            )
         stats = EndpointStats(config.name)
         logger = logging.getLogger(f"tidings.endpoint.{config.name}")
-        transport = build_sink(
-            plugins,
-            config.sink,
-            config.options,
-            context=SinkContext(config.name, stats.record_status, logger),
-            where=config.where,
-            reserved=RESERVED_ENDPOINT_KEYS,
-        )
-        dead_letter = None
+
+        def build_transports() -> tuple[Sink, Sink | None]:
+            transport = build_sink(
+                plugins,
+                config.sink,
+                config.options,
+                context=SinkContext(config.name, stats.record_status, logger),
+                where=config.where,
+                reserved=RESERVED_ENDPOINT_KEYS,
+            )
+            if config.dead_letter is None:
+                return transport, None
+            try:
+                return transport, _build_dead_letter(config, config.dead_letter, plugins, logger)
+            except BaseException:
+                transport.close()
+                raise
+
+        transport, dead_letter = build_transports()
+        spool = None
         try:
-            if config.dead_letter is not None:
-                dead_letter = _build_dead_letter(config, config.dead_letter, plugins, logger)
+            if config.queue.path is not None:
+                spool = Spool(
+                    config.queue.path,
+                    synchronous=config.queue.synchronous,
+                    where=f"{config.where}: queue.path",
+                )
             return cls(
                 config.name,
                 transport,
@@ -200,17 +220,41 @@ class Endpoint:
                 ignore=config.ignore,
                 dead_letter=dead_letter,
                 stats=stats,
+                spool=spool,
+                rebuild=build_transports,
             )
         except BaseException:
             for sink in (transport, dead_letter):
                 if sink is not None:
                     sink.close()
+            if spool is not None:
+                spool.close()
             raise
 
     def write(self, events: Sequence[Event]) -> None:
         """Offer events to the endpoint (counted as accepted, then filtered and queued)."""
         self._count_accepted(len(events))
         self._head.write(events)
+
+    def replay(self, records: Iterable[Event]) -> int:
+        """Offer dead-lettered events again, without their failure record; return
+        how many were offered."""
+        events = [record.with_extra(**{FAILURE_FIELD: None}) for record in records]
+        if events:
+            self.write(events)
+        return len(events)
+
+    def after_fork_in_child(self) -> None:
+        """Start over in a forked child: new transports (no socket, file lock or
+        connection shared with the parent), empty queue, zeroed counters."""
+        self.stats.reset()
+        if self._rebuild is not None:
+            # The parent's transports are dropped unclosed: closing could shut
+            # sockets the parent still uses.
+            self.transport, dead_letter = self._rebuild()
+            self.backoff.replace_sinks(self.transport, dead_letter)
+        self.backoff.after_fork_in_child()
+        self.queue.after_fork_in_child()
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the chain within ``timeout`` seconds."""
@@ -247,7 +291,7 @@ def _build_dead_letter(
         plugins,
         spec.type,
         spec.options,
-        context=SinkContext(config.name, lambda code: None, logger),
+        context=SinkContext(config.name, lambda code: None, logger, section="dead_letter"),
         where=f"{config.where}: dead_letter",
         reserved=("sink",),
     )

@@ -6,6 +6,7 @@
     ├── ConfigError               invalid configuration, one line naming where
     ├── PluginLoadError           a plugin could not be loaded or registered
     ├── SinkClosedError           write or publish after close
+    │   └── Unsettled             a write was interrupted and its events kept
     └── DeliveryError             a write failed; retried by the backoff sink
         └── PermanentDeliveryError    retrying cannot help (4xx, 501, ...)
             └── EndpointGoneError     the endpoint is gone for good (410)
@@ -25,6 +26,7 @@ __all__ = [
     "PluginLoadError",
     "SinkClosedError",
     "TidingsError",
+    "Unsettled",
 ]
 
 
@@ -49,6 +51,14 @@ class PluginLoadError(TidingsError):
 
 class SinkClosedError(TidingsError):
     """The sink, queue or notifier was closed and accepts nothing more."""
+
+
+class Unsettled(SinkClosedError):
+    """A write was interrupted by shutdown and its events were not settled.
+
+    The backoff sink of an endpoint with a durable queue raises it, so that the
+    queue keeps the events for the next start instead of dead-lettering them.
+    """
 
 
 class DeliveryError(TidingsError):

@@ -108,9 +108,16 @@ class EndpointStats:
     def __repr__(self) -> str:
         return f"<EndpointStats {self.endpoint!r} accepted={self.accepted}>"
 
-    def reset_lock(self) -> None:
-        """Give the stats a fresh lock (in a child process after fork)."""
+    def reset(self) -> None:
+        """Zero every counter, with a fresh lock (in a child process after fork)."""
         self._lock = threading.Lock()
+        self.accepted = self.filtered = self.dropped = 0
+        self.delivered = self.dead_lettered = self.lost = 0
+        self.retries = self.errors = 0
+        self.status_codes = {}
+        self._attempts = {}
+        self.last_error = None
+        self.last_error_at = None
 
     def set_pending_source(self, source: Callable[[], int]) -> None:
         """Tell the stats how to count pending events (the queue calls this)."""

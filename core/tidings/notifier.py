@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,7 @@ import attrs
 
 from .broadcaster import Broadcaster
 from .config import NotifierConfig, load_mapping
+from .durable import DurableQueueSink
 from .endpoint import Endpoint
 from .errors import ConfigError, SinkClosedError
 from .events import Event
@@ -121,6 +123,7 @@ class Notifier:
         self._close_at_exit = close_at_exit
         if close_at_exit:
             atexit.register(self._close_at_interpreter_exit)
+        _live_notifiers.add(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -262,7 +265,9 @@ class Notifier:
                 queue.finish(max(deadline - time.monotonic(), 0.05))
             report = ShutdownReport(
                 endpoints={
-                    name: EndpointReport.from_metrics(endpoint.metrics())
+                    name: EndpointReport.from_metrics(
+                        endpoint.metrics(), persisted=_persisted(endpoint)
+                    )
                     for name, endpoint in self._endpoints.items()
                 },
                 elapsed=time.monotonic() - start,
@@ -274,6 +279,33 @@ class Notifier:
         level = logging.INFO if report.ok else logging.WARNING
         logger.log(level, "tidings %s", report.summary())
         return report
+
+    def replay(self, records: Iterable[Event], *, endpoint: str) -> int:
+        """Re-send dead-lettered events through one endpoint's full chain.
+
+        The ``tidings_failure`` field is removed first; the events count as
+        accepted again and are filtered, queued and retried like new ones.
+        Returns how many were offered. Raises ``KeyError`` for an unknown
+        endpoint and :class:`SinkClosedError` after close.
+        """
+        if self._closed:
+            raise SinkClosedError("the notifier is closed")
+        try:
+            target = self._endpoints[endpoint]
+        except KeyError:
+            known = ", ".join(self._endpoints)
+            raise KeyError(f"no endpoint {endpoint!r}; endpoints: {known}") from None
+        return target.replay(records)
+
+    def _after_fork_in_child(self) -> None:
+        # The child starts with fresh locks, threads, transports and empty queues;
+        # what the parent had queued stays the parent's to deliver.
+        self._close_lock = threading.Lock()
+        self._broadcaster.after_fork_in_child()
+        if self._closed:
+            return
+        for endpoint in self._endpoints.values():
+            endpoint.after_fork_in_child()
 
     def _close_at_interpreter_exit(self) -> None:
         if not self._closed:
@@ -293,3 +325,19 @@ class Notifier:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _persisted(endpoint: Endpoint) -> int:
+    queue = endpoint.queue
+    return queue.persisted if isinstance(queue, DurableQueueSink) else 0
+
+
+_live_notifiers: weakref.WeakSet[Notifier] = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:
+    for notifier in list(_live_notifiers):
+        notifier._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from .errors import ConfigError, SinkClosedError
+from .errors import ConfigError, SinkClosedError, Unsettled
 from .events import Event
 from .metrics import EndpointStats
 from .sink import SettlingSink, Sink
@@ -115,6 +115,24 @@ class QueueSink:
 
     def write(self, events: Sequence[Event]) -> None:
         """Enqueue ``events``; raise :class:`SinkClosedError` once closing began."""
+        dropped = self._enqueue(events)
+        if dropped:
+            self._count_dropped(dropped)
+
+    def _count_dropped(self, dropped: int) -> None:
+        self.stats.count_dropped(dropped)
+        self._throttle.log(
+            "overflow",
+            logging.WARNING,
+            "endpoint %r: queue full (%d events), %d dropped (%s)",
+            self.name,
+            self.max_size,
+            dropped,
+            self.overflow,
+        )
+
+    def _enqueue(self, events: Sequence[Event]) -> int:
+        """Store events by the overflow policy; return how many were dropped."""
         dropped = 0
         with self._lock:
             if not self._accepting:
@@ -136,17 +154,7 @@ class QueueSink:
                 dropped = self._put_blocking(events)
             if self._worker_waiting:
                 self._not_empty.notify()
-        if dropped:
-            self.stats.count_dropped(dropped)
-            self._throttle.log(
-                "overflow",
-                logging.WARNING,
-                "endpoint %r: queue full (%d events), %d dropped (%s)",
-                self.name,
-                self.max_size,
-                dropped,
-                self.overflow,
-            )
+        return dropped
 
     def _put_blocking(self, events: Sequence[Event]) -> int:
         """Put events one by one, waiting for room; return how many were dropped."""
@@ -175,34 +183,51 @@ class QueueSink:
             if close_sink:
                 self._close_sink()
 
+    # Storage hooks: a deque here, SQLite in DurableQueueSink. Called with the lock held.
+
+    def _has_work(self) -> bool:
+        return bool(self._buffer)
+
+    def _take(self) -> list[Event]:
+        buffer = self._buffer
+        if self.max_batch == 1:
+            return [buffer.popleft()]
+        return [buffer.popleft() for _ in range(min(self.max_batch, len(buffer)))]
+
+    def _taken_done(self, batch: list[Event], settled: bool) -> None:
+        """The worker finished with a batch: settled, or kept for a later run."""
+
+    def _idle_wait(self) -> None:
+        self._not_empty.wait()
+
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not self._buffer and not self._stop and self._accepting:
+                while not self._has_work() and not self._stop and self._accepting:
                     self._worker_waiting = True
-                    self._not_empty.wait()
+                    self._idle_wait()
                     self._worker_waiting = False
-                if self._stop or not self._buffer:
+                if self._stop or not self._has_work():
                     # Stopped, or closing with nothing left to do.
                     self._idle.notify_all()
                     return
-                buffer = self._buffer
-                if self.max_batch == 1:
-                    batch: list[Event] = [buffer.popleft()]
-                else:
-                    batch = [buffer.popleft() for _ in range(min(self.max_batch, len(buffer)))]
+                batch = self._take()
                 self._in_flight = len(batch)
                 if self.overflow == "block":
                     self._not_full.notify_all()
-            self._deliver(batch)
+            settled = self._deliver(batch)
             with self._lock:
+                self._taken_done(batch, settled)
                 self._in_flight = 0
-                if not self._buffer:
+                if not self._has_work():
                     self._idle.notify_all()
 
-    def _deliver(self, batch: list[Event]) -> None:
+    def _deliver(self, batch: list[Event]) -> bool:
+        """Write a batch; False when it was interrupted and left unsettled."""
         try:
             self._sink.write(batch)
+        except Unsettled:
+            return False
         except Exception as exc:
             if self._settling:
                 # It raised before settling the batch: count it rather than lose it silently.
@@ -213,7 +238,7 @@ class QueueSink:
                     len(batch),
                     exc_info=exc,
                 )
-                return
+                return True
             self.stats.count_error(f"{type(exc).__name__}: {exc}")
             self.stats.count_settled("lost", len(batch), attempts=1)
             self._throttle.log(
@@ -228,6 +253,7 @@ class QueueSink:
         else:
             if not self._settling:
                 self.stats.count_settled("delivered", len(batch), attempts=1)
+        return True
 
     # -- flush and close -------------------------------------------------------
 
@@ -235,7 +261,7 @@ class QueueSink:
         """Wait until every queued event is settled; False if ``timeout`` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._buffer or self._in_flight:
+            while self._has_work() or self._in_flight:
                 if not self._thread.is_alive():
                     return False
                 if deadline is None:
@@ -295,9 +321,7 @@ class QueueSink:
                     self.name,
                     timeout,
                 )
-        with self._lock:
-            leftovers = list(self._buffer)
-            self._buffer.clear()
+        leftovers = self._leftovers()
         if leftovers:
             if isinstance(self._sink, SettlingSink):
                 self._sink.abandon(leftovers, reason="shutdown")
@@ -314,6 +338,23 @@ class QueueSink:
         if close_now:
             self._close_sink()
         return leftovers
+
+    def _leftovers(self) -> list[Event]:
+        """Take the events still queued at shutdown, to be settled by ``finish``."""
+        with self._lock:
+            leftovers = list(self._buffer)
+            self._buffer.clear()
+        return leftovers
+
+    def after_fork_in_child(self) -> None:
+        """Start over in a forked child: empty queue, fresh locks, a new worker.
+
+        The parent's queued events stay the parent's: the child delivers only
+        what it publishes itself, so nothing is delivered twice.
+        """
+        self._init_state()
+        self._throttle.reset()
+        self._thread.start()
 
     def _close_sink(self) -> None:
         try:

@@ -61,10 +61,15 @@ class SinkContext:
     endpoint: str
     record_status: Callable[[int], None] = attrs.field(default=lambda code: None)
     logger: logging.Logger = attrs.field(factory=lambda: logging.getLogger("tidings.sink"))
+    section: str = ""
+    """Where the options sit inside the endpoint (``"dead_letter"`` for its dead-letter
+    sink), so that errors name the full key path."""
 
     def where(self, key: str) -> str:
-        """Name an option in an error message: ``endpoint "hooks": timeout``."""
-        return f'endpoint "{self.endpoint}": {key}'
+        """Name an option in an error message: ``endpoint "hooks": timeout``
+        (``endpoint "hooks": dead_letter.path`` for a dead-letter sink)."""
+        path = f"{self.section}.{key}" if self.section else key
+        return f'endpoint "{self.endpoint}": {path}'
 
 
 SinkFactory = Callable[..., Sink]

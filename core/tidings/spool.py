@@ -256,25 +256,27 @@ class Spool:
             )
             return cursor.rowcount
 
-    def take(self, after: int, limit: int) -> list[tuple[int, Event]]:
-        """The next ``limit`` own rows after sequence ``after``, decoded, oldest first.
+    def take(self, limit: int) -> tuple[list[tuple[int, Event]], int]:
+        """The oldest ``limit`` own rows, decoded: ``(rows, quarantined)``.
 
         A row that cannot be decoded is moved to the ``quarantine`` table with a
-        warning and skipped.
+        warning and counted in ``quarantined`` instead; it never blocks the queue.
         """
         with self._db_lock:
             rows = self._db.execute(
-                "SELECT seq, body FROM events WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (self.token, after, limit),
+                "SELECT seq, body FROM events WHERE owner = ? ORDER BY seq LIMIT ?",
+                (self.token, limit),
             ).fetchall()
         taken: list[tuple[int, Event]] = []
+        quarantined = 0
         for seq, body in rows:
             try:
                 data = json.loads(body)
                 taken.append((seq, Event.from_dict(data)))
             except (ValueError, TypeError) as exc:
                 self._quarantine(seq, body, exc)
-        return taken
+                quarantined += 1
+        return taken, quarantined
 
     def _quarantine(self, seq: int, body: object, exc: Exception) -> None:
         logger.warning(

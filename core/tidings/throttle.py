@@ -58,8 +58,8 @@ class LogThrottle:
         return True
 
     def reset(self) -> None:
-        """Forget every key (after a fork)."""
-        with self._lock:
-            self._next.clear()
-            self._suppressed.clear()
+        """Forget every key, with a fresh lock (after a fork, where the old lock
+        may have been held by a thread that does not exist in the child)."""
         self._lock = threading.Lock()
+        self._next = {}
+        self._suppressed = {}

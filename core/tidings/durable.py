@@ -1,0 +1,231 @@
+"""The durable queue: a :class:`QueueSink` whose events live in a SQLite spool."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from .backoff import BackoffSink
+from .errors import SinkClosedError, TidingsError
+from .events import Event
+from .metrics import EndpointStats
+from .queue import QueueSink
+from .sink import Sink
+from .spool import Spool
+
+__all__ = ["DurableQueueSink"]
+
+logger = logging.getLogger("tidings.queue")
+
+ADOPT_INTERVAL = 2.0
+"""Seconds between looks for rows that a dead process left in a shared spool."""
+
+
+class DurableQueueSink(QueueSink):
+    """A bounded queue kept in a SQLite spool (see :mod:`tidings.spool`).
+
+    ``write`` returns once the events are committed (publishing threads share
+    commits). The worker delivers the oldest rows first and deletes each row only
+    once it is settled, so delivery is at least once across a crash. At start,
+    and every couple of seconds while idle, it adopts the rows of processes that
+    died; adopted rows count as ``accepted``. At shutdown undelivered rows stay in
+    the spool (``persisted``); a write interrupted by shutdown keeps its rows too.
+
+    ``max_size`` bounds the rows this process owns; the overflow policies are
+    those of :class:`QueueSink`.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        spool: Spool,
+        *,
+        max_size: int = 3000,
+        overflow: str = "drop_oldest",
+        block_timeout: float = 1.0,
+        max_batch: int = 1,
+        stats: EndpointStats | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.spool = spool
+        self._stored = 0  # rows owned: committed or being committed, queued or in flight
+        self._available = 0  # committed rows the worker may take
+        self._in_flight_seqs: list[int] = []
+        self._next_adopt = 0.0
+        if isinstance(sink, BackoffSink):
+            sink.persist_on_shutdown = True
+        stats = stats if stats is not None else EndpointStats(name or "queue")
+        # What an earlier process left behind (or this one, killed and restarted).
+        own = spool.count()
+        adopted = spool.adopt_orphans()
+        if own or adopted:
+            stats.count_accepted(own + adopted)
+            logger.info(
+                "endpoint %r: resuming %d events left in the spool %s",
+                name or stats.endpoint,
+                own + adopted,
+                spool.path,
+            )
+        self._stored = self._available = own + adopted
+        self._next_adopt = time.monotonic() + ADOPT_INTERVAL
+        super().__init__(
+            sink,
+            max_size=max_size,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            max_batch=max_batch,
+            stats=stats,
+            name=name,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"DurableQueueSink({self._sink!r}, {self.spool!r}, max_size={self.max_size}, "
+            f"overflow={self.overflow!r}, max_batch={self.max_batch})"
+        )
+
+    def pending(self) -> int:
+        """Events in the spool that this process owns: queued, in flight or persisted."""
+        return self._stored
+
+    # -- the caller's side -----------------------------------------------------------
+
+    def _enqueue(self, events: Sequence[Event]) -> int:
+        with self._lock:
+            if not self._accepting:
+                raise SinkClosedError(f"queue {self.name!r} is closed")
+            keep, dropped = self._make_room(len(events))
+            self._stored += keep
+        if not keep:
+            return dropped
+        try:
+            self.spool.append(events[:keep])
+        except TidingsError as exc:
+            with self._lock:
+                self._stored -= keep
+            self.stats.count_settled("lost", keep)
+            self._throttle.log(
+                "spool",
+                logging.ERROR,
+                "endpoint %r: %d events lost: %s",
+                self.name,
+                keep,
+                exc,
+            )
+            return dropped
+        with self._lock:
+            self._available += keep
+            if self._worker_waiting:
+                self._not_empty.notify()
+        return dropped
+
+    def _make_room(self, count: int) -> tuple[int, int]:
+        """Apply the overflow policy (lock held): (events to keep, events dropped)."""
+        room = self.max_size - self._stored
+        if count <= room:
+            return count, 0
+        if self.overflow == "drop_oldest":
+            # Delete committed rows that are not in flight; what still does not fit
+            # is dropped from the new events.
+            after = self._in_flight_seqs[-1] if self._in_flight_seqs else 0
+            need = min(count - max(room, 0), self._available)
+            removed = self.spool.drop_oldest(need, after=after) if need > 0 else 0
+            self._stored -= removed
+            self._available -= removed
+            room += removed
+            keep = max(min(count, room), 0)
+            return keep, removed + (count - keep)
+        if self.overflow == "block":
+            deadline = time.monotonic() + self.block_timeout
+            while self.max_size - self._stored < count and self._accepting:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if self._worker_waiting:
+                    self._not_empty.notify()
+                self._not_full.wait(remaining)
+            room = self.max_size - self._stored
+        keep = max(min(count, room), 0)
+        return keep, count - keep
+
+    # -- the worker's side ---------------------------------------------------------
+
+    def _has_work(self) -> bool:
+        return self._available > 0
+
+    def _idle_wait(self) -> None:
+        self._not_empty.wait(ADOPT_INTERVAL)
+        if time.monotonic() >= self._next_adopt and not self._has_work():
+            self._next_adopt = time.monotonic() + ADOPT_INTERVAL
+            adopted = self.spool.adopt_orphans()
+            if adopted:
+                self.stats.count_accepted(adopted)
+                self._stored += adopted
+                self._available += adopted
+                logger.info(
+                    "endpoint %r: adopted %d events a stopped process left in the spool",
+                    self.name,
+                    adopted,
+                )
+
+    def _take(self) -> list[Event]:
+        rows, quarantined = self.spool.take(self.max_batch)
+        if quarantined:
+            # Undecodable rows are out of the queue; they were counted accepted.
+            self._stored -= quarantined
+            self._available -= quarantined
+            self.stats.count_settled("lost", quarantined)
+        self._in_flight_seqs = [seq for seq, _ in rows]
+        self._available -= len(rows)
+        return [event for _, event in rows]
+
+    def _taken_done(self, batch: list[Event], settled: bool) -> None:
+        if settled:
+            self.spool.remove(self._in_flight_seqs)
+            self._stored -= len(batch)
+            if self.overflow == "block":
+                self._not_full.notify_all()
+        else:
+            # Interrupted by shutdown: the rows stay for the next start.
+            self._available += len(batch)
+        self._in_flight_seqs = []
+
+    def _leftovers(self) -> list[Event]:
+        # Nothing to settle: the rows stay in the spool and count as persisted.
+        return []
+
+    @property
+    def persisted(self) -> int:
+        """Rows left in the spool (after close: for the next start)."""
+        return self._stored
+
+    def finish(self, timeout: float = 0.25) -> list[Event]:
+        """Stop the worker, keep what is left in the spool, and close it."""
+        leftovers = super().finish(timeout)
+        if not self._thread.is_alive():
+            self.spool.close()
+        else:
+            # The worker still holds a batch; it closes the spool when it returns.
+            threading.Thread(target=self._close_spool_later, daemon=True).start()
+        if self._stored:
+            logger.info(
+                "endpoint %r: %d undelivered events kept in the spool %s",
+                self.name,
+                self._stored,
+                self.spool.path,
+            )
+        return leftovers
+
+    def _close_spool_later(self) -> None:
+        self._thread.join()
+        self.spool.close()
+
+    def after_fork_in_child(self) -> None:
+        """Start over in a forked child: a new spool owner, nothing queued."""
+        self.spool.reopen_after_fork()
+        self._stored = self._available = 0
+        self._in_flight_seqs = []
+        self._next_adopt = time.monotonic() + ADOPT_INTERVAL
+        super().after_fork_in_child()
