@@ -22,8 +22,10 @@ from .errors import (
     PluginLoadError,
     SinkClosedError,
     TidingsError,
+    Unsettled,
+    show,
 )
-from .events import EVENTS_MEDIA_TYPE, Event, encode_envelope
+from .events import EVENTS_MEDIA_TYPE, Event, encode_envelope, encode_json
 from .filter import FilterSink
 from .hookspecs import hookimpl
 from .metrics import EndpointMetrics, EndpointStats
@@ -65,12 +67,15 @@ __all__ = [
     "SinkClosedError",
     "SinkContext",
     "TidingsError",
+    "Unsettled",
     "WebhookSigner",
     "__version__",
     "encode_envelope",
+    "encode_json",
     "error_for_status",
     "hookimpl",
     "list_plugins",
     "parse_duration",
     "parse_retry_after",
+    "show",
 ]

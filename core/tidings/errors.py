@@ -18,6 +18,8 @@ logged with its traceback.
 
 from __future__ import annotations
 
+import json
+
 __all__ = [
     "ConfigError",
     "DeliveryError",
@@ -85,7 +87,8 @@ class EndpointGoneError(PermanentDeliveryError):
 
 
 def show(value: object) -> str:
-    """Render a received value for an error message: strings in double quotes."""
+    """Render a received value for an error message, on one line: strings in
+    double quotes (JSON escapes), anything else as its ``repr``."""
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value, ensure_ascii=False)
     return repr(value)

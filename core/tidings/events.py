@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-__all__ = ["EVENTS_MEDIA_TYPE", "Event", "JSONValue", "encode_envelope"]
+__all__ = ["EVENTS_MEDIA_TYPE", "Event", "JSONValue", "encode_envelope", "encode_json"]
 
 EVENTS_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 """The media type of the registry's event envelope."""
@@ -284,10 +284,25 @@ def parse_timestamp(text: str) -> datetime.datetime:
     return parsed.astimezone(datetime.UTC)
 
 
+# Characters json.dumps(ensure_ascii=False) leaves raw that str.splitlines() and
+# JavaScript treat as line breaks: escaped, so that a JSON line stays one line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def encode_json(value: JSONValue) -> bytes:
+    """Compact UTF-8 JSON, as every transport and the spool write it.
+
+    Line-break characters other than ``\\n`` are escaped, so the result is always
+    one line; a string holding a lone surrogate (JSON allows ``"\\ud800"``, UTF-8
+    has no form for it) makes the whole value ASCII-escaped instead of failing.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.translate(_LINE_BREAKS).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 def encode_envelope(events: Iterable[Event]) -> bytes:
     """Encode events as the registry's envelope ``{"events": [...]}`` in UTF-8 JSON."""
-    return json.dumps(
-        {"events": [event.wire_view() for event in events]},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode()
+    return encode_json({"events": [event.wire_view() for event in events]})

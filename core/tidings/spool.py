@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConfigError, TidingsError
-from .events import Event
+from .events import Event, encode_json
 
 __all__ = ["Spool", "SpoolError"]
 
@@ -61,7 +61,7 @@ class SpoolError(TidingsError):
 
 
 def _encode(event: Event) -> bytes:
-    return json.dumps(event.wire_view(), ensure_ascii=False, separators=(",", ":")).encode()
+    return encode_json(event.wire_view())
 
 
 class Spool:

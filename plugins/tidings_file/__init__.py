@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -47,24 +46,11 @@ __all__ = ["FSYNC_MODES", "FileSink", "tidings_register_sinks"]
 FSYNC_MODES = ("never", "batch", "always")
 """The accepted values of the ``fsync`` option."""
 
-# Characters json.dumps(ensure_ascii=False) leaves raw that str.splitlines() and
-# JavaScript treat as line breaks: escaped, so that every reader sees one line.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def _show(value: object) -> str:
-    """Render a received value for an error message: strings in double quotes."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+_show = tidings.show
 
 
 def _encode_line(event: tidings.Event) -> bytes:
-    text = json.dumps(event.wire_view(), ensure_ascii=False, separators=(",", ":"))
-    try:
-        data = text.translate(_LINE_BREAKS).encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (JSON allows "\ud800") has no UTF-8 form: escape it.
-        data = json.dumps(event.wire_view(), separators=(",", ":")).encode()
-    return data + b"\n"
+    return tidings.encode_json(event.wire_view()) + b"\n"
 
 
 class FileSink:

@@ -46,7 +46,6 @@ from .abort import AbortableTransport
 from .formats import FORMATS, cloudevents_body, envelope_body, message_id
 from .options import parse_headers, parse_url, show
 from .redact import Redactor, redacting_httpx_logs
-from .signing import WebhookSigner
 from .tls import build_ssl_context
 
 __all__ = ["HttpSink", "tidings_register_sinks"]
@@ -102,7 +101,7 @@ class HttpSink:
         deadline: float | None = None,
         ssl_context: ssl.SSLContext | None = None,
         follow_redirects: bool = False,
-        signer: WebhookSigner | None = None,
+        signer: tidings.WebhookSigner | None = None,
         format: str = "envelope",
         media_type: str | None = None,
         compression: str | None = None,
@@ -214,7 +213,7 @@ class HttpSink:
                 )
         signer = None
         if signing_secret is not None:
-            signer = WebhookSigner(signing_secret, where=where("signing_secret"))
+            signer = tidings.WebhookSigner(signing_secret, where=where("signing_secret"))
         return cls(
             parsed,
             headers=parse_headers(headers, where=where("headers")),

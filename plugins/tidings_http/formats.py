@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 from collections.abc import Sequence
 
@@ -58,5 +57,5 @@ def cloudevents_body(
     else:
         payload = rendered
         media_type = CLOUDEVENTS_BATCH_MEDIA_TYPE
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    body = tidings.encode_json(payload)
     return body, media_type

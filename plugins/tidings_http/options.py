@@ -5,7 +5,6 @@ Header values are secrets: no error message shows them.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 
@@ -33,9 +32,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
-def show(value: object) -> str:
-    """Render a received value for an error message: strings in double quotes."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+show = tidings.show
 
 
 def parse_url(url: object, *, where: str) -> httpx.URL:

@@ -9,7 +9,6 @@ a built-in plugin; it uses only tidings' public API.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,9 +21,7 @@ REDACTED = "***"
 """What a redacted value is replaced with."""
 
 
-def _show(value: object) -> str:
-    """Render a received value for an error message: strings in double quotes."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+_show = tidings.show
 
 
 def _level(value: object, where: str) -> int:
