@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs bench clean
+.PHONY: demo test lint typecheck pytest docs bench registry-tools clean
 
 # The example third-party plugin is installed too: the tests check that it is
 # discovered through its entry point and delivers.
@@ -23,10 +23,23 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check core plugins tests examples benchmarks
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core/tidings plugins/tidings_http plugins/tidings_file plugins/tidings_log
+	$(BIN)/mypy core/tidings plugins/tidings_http plugins/tidings_file plugins/tidings_log \
+		examples/tidings-example-plugin/src/tidings_example
 
-pytest: $(STAMP)
+# The real docker registry and skopeo, for the registry integration test.
+registry-tools:
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null \
+		|| bash .ci/install-registry
+
+pytest: $(STAMP) registry-tools
 	$(BIN)/pytest
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run.py
 
 test: lint typecheck pytest
 
