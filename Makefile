@@ -35,6 +35,7 @@ pytest: $(STAMP) registry-tools
 	$(BIN)/pytest
 
 docs: $(STAMP)
+	$(BIN)/python docs/gen_hooks.py --check
 	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)

@@ -386,3 +386,31 @@ def test_a_spool_that_is_not_a_database_stops_the_start(tmp_path: Path) -> None:
         "(file is not a database)"
     )
     assert not [t for t in threading.enumerate() if t.name.startswith("tidings-queue-")]
+
+
+def test_close_during_a_long_backoff_keeps_a_durable_queue_without_retrying(
+    tmp_path: Path,
+) -> None:
+    with Receiver(default=Reply(status=503)) as down:
+        notifier = tidings.Notifier.from_config(
+            {
+                "notifier": {"close_at_exit": False},
+                "endpoints": [
+                    http_endpoint(
+                        down.url,
+                        retry={"initial_interval": "10s", "jitter": "none"},
+                        queue={"path": str(tmp_path / "hooks.db")},
+                    )
+                ],
+            }
+        )
+        notifier.publish(*[event(f"w-{n}") for n in range(3)])
+        assert down.wait_for(1)
+        started = time.monotonic()
+        report = notifier.close(timeout=1)
+        elapsed = time.monotonic() - started
+    metrics = notifier.metrics()["hooks"]
+    assert elapsed < 1.0
+    assert report.endpoints["hooks"].persisted == 3
+    # One attempt: the interrupted write is kept, not taken again and again.
+    assert (metrics.errors, len(down.requests)) == (1, 1)

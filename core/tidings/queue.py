@@ -219,6 +219,11 @@ class QueueSink:
             with self._lock:
                 self._taken_done(batch, settled)
                 self._in_flight = 0
+                if not settled:
+                    # Shutdown cut the write short and the events were kept for the
+                    # next start: taking them again now would only spin.
+                    self._idle.notify_all()
+                    return
                 if not self._has_work():
                     self._idle.notify_all()
 
