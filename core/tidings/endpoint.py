@@ -272,8 +272,12 @@ class Endpoint:
             ignored = [*self.ignore_config.actions, *self.ignore_config.media_types]
             parts.append(f"filter(ignore {', '.join(ignored)})")
         queue = self.queue_config
+        durable = ""
+        if isinstance(self.queue, DurableQueueSink):
+            durable = f", spool={self.queue.spool.path}, synchronous={queue.synchronous}"
         parts.append(
-            f"queue(max_size={queue.max_size}, {queue.overflow}, max_batch={queue.max_batch})"
+            f"queue(max_size={queue.max_size}, {queue.overflow}, "
+            f"max_batch={queue.max_batch}{durable})"
         )
         policy = self.backoff.policy
         attempts = "unlimited" if policy.max_attempts is None else str(policy.max_attempts)
