@@ -5,17 +5,56 @@ Once an endpoint is idle (``flush()`` returned True, or ``close()`` returned)::
     accepted == filtered + dropped + delivered + dead_lettered + lost + pending
 
 ``retries``, ``errors`` and ``status_codes`` count attempts, not events.
+``delivery_seconds`` is a histogram of how old each delivered event was when
+its write succeeded (see :class:`LatencyHistogram`).
 """
 
 from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Callable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
-__all__ = ["EndpointMetrics", "EndpointStats"]
+__all__ = ["DELIVERY_BUCKETS", "EndpointMetrics", "EndpointStats", "LatencyHistogram"]
+
+DELIVERY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+"""Upper bounds (seconds, inclusive) of the delivery latency buckets: Prometheus'
+default buckets, then 30 s to 5 min for deliveries that waited out retries."""
+
+
+@attrs.frozen(kw_only=True)
+class LatencyHistogram:
+    """Delivery latencies in fixed buckets, as Prometheus histograms count them.
+
+    ``counts[i]`` is the number of observations ``v`` with
+    ``bounds[i - 1] < v <= bounds[i]`` (not cumulative); the last entry counts
+    those above every bound (the ``+Inf`` bucket). ``sum`` is the total of all
+    observations, in seconds.
+    """
+
+    bounds: tuple[float, ...] = DELIVERY_BUCKETS
+    counts: tuple[int, ...] = (0,) * (len(DELIVERY_BUCKETS) + 1)
+    sum: float = 0.0
+
+    @property
+    def count(self) -> int:
+        """The number of observations."""
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, observations <= bound)`` per bucket, ending with ``inf``."""
+        pairs = []
+        total = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            pairs.append((bound, total))
+        return pairs
 
 
 @attrs.frozen(kw_only=True)
@@ -29,6 +68,14 @@ class EndpointMetrics:
     (re-attempts of a write), ``errors`` (failed attempts, any cause) and
     ``status_codes`` (responses by code). ``attempts`` maps a number of attempts to
     the number of events whose write was settled after that many.
+
+    ``delivery_seconds`` holds, per delivered event, the seconds from the event's
+    ``timestamp`` (wall clock) to the moment the backoff sink saw its write
+    succeed. For an event created when it is published that is publish to
+    delivery, retries and queueing included; for an event built elsewhere (read
+    with ``Event.from_dict``, or replayed) it also includes its age before it was
+    published. A timestamp in the future (another host's clock) counts as 0.
+    Events delivered without a backoff sink in the chain are not observed.
     """
 
     endpoint: str
@@ -46,6 +93,7 @@ class EndpointMetrics:
     last_error: str | None = None
     last_error_at: datetime.datetime | None = None
     disabled: bool = False
+    delivery_seconds: LatencyHistogram = attrs.field(factory=LatencyHistogram)
 
     @property
     def outcomes(self) -> int:
@@ -70,6 +118,8 @@ class EndpointStats:
 
     __slots__ = (
         "_attempts",
+        "_latency_counts",
+        "_latency_sum",
         "_lock",
         "_pending_source",
         "accepted",
@@ -100,6 +150,8 @@ class EndpointStats:
         self.errors = 0
         self.status_codes: dict[int, int] = {}
         self._attempts: dict[int, int] = {}
+        self._latency_counts = [0] * (len(DELIVERY_BUCKETS) + 1)
+        self._latency_sum = 0.0
         self.last_error: str | None = None
         self.last_error_at: datetime.datetime | None = None
         self.disabled = False
@@ -116,6 +168,8 @@ class EndpointStats:
         self.retries = self.errors = 0
         self.status_codes = {}
         self._attempts = {}
+        self._latency_counts = [0] * (len(DELIVERY_BUCKETS) + 1)
+        self._latency_sum = 0.0
         self.last_error = None
         self.last_error_at = None
 
@@ -138,9 +192,17 @@ class EndpointStats:
         with self._lock:
             self.dropped += n
 
-    def count_settled(self, outcome: str, n: int, attempts: int | None = None) -> None:
+    def count_settled(
+        self,
+        outcome: str,
+        n: int,
+        attempts: int | None = None,
+        *,
+        latencies: Sequence[float] = (),
+    ) -> None:
         """Count ``n`` events whose write ended as ``delivered``, ``dead_lettered``
-        or ``lost``, after ``attempts`` attempts when known."""
+        or ``lost``, after ``attempts`` attempts when known; ``latencies`` (seconds,
+        negative ones counted as 0) go into the ``delivery_seconds`` histogram."""
         with self._lock:
             if outcome == "delivered":
                 self.delivered += n
@@ -152,6 +214,14 @@ class EndpointStats:
                 raise ValueError(f"unknown outcome {outcome!r}")
             if attempts is not None:
                 self._attempts[attempts] = self._attempts.get(attempts, 0) + n
+            if latencies:
+                counts = self._latency_counts
+                total = 0.0
+                for seconds in latencies:
+                    observed = seconds if seconds > 0.0 else 0.0
+                    counts[bisect_left(DELIVERY_BUCKETS, observed)] += 1
+                    total += observed
+                self._latency_sum += total
 
     def count_error(self, description: str) -> None:
         """Count one failed attempt and remember it as the last error."""
@@ -191,4 +261,7 @@ class EndpointStats:
                 last_error=self.last_error,
                 last_error_at=self.last_error_at,
                 disabled=self.disabled,
+                delivery_seconds=LatencyHistogram(
+                    counts=tuple(self._latency_counts), sum=self._latency_sum
+                ),
             )
