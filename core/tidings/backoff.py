@@ -63,6 +63,10 @@ def _named(reason: str, error: BaseException) -> str:
     return f"{reason} ({type(error).__name__})"
 
 
+def _utc(seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+
+
 def _utc_text(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
 
@@ -126,6 +130,7 @@ class BackoffSink:
         self._throttle = LogThrottle(logger, clock=clock)
         self._writing = threading.Condition()
         self._writer: int | None = None
+        self._close_waiting = False
         self.persist_on_shutdown = False
         """Set by a durable queue: a write cut short by shutdown raises
         :class:`~tidings.errors.Unsettled` instead of dead-lettering its events,
@@ -187,14 +192,15 @@ class BackoffSink:
         """Deliver ``events``, retrying by the policy, then settle them."""
         if self._closed:
             raise SinkClosedError(f"endpoint {self.name!r} is closed")
-        with self._writing:
-            self._writer = threading.get_ident()
+        # Plain assignments on the hot path; the condition only when close() waits.
+        self._writer = threading.get_ident()
         try:
             self._write(events)
         finally:
-            with self._writing:
-                self._writer = None
-                self._writing.notify_all()
+            self._writer = None
+            if self._close_waiting:
+                with self._writing:
+                    self._writing.notify_all()
 
     def _write(self, events: Sequence[Event]) -> None:
         if self.stats.disabled:
@@ -204,13 +210,14 @@ class BackoffSink:
             self._settle(events, "shutdown", attempts=0, error=None)
             return
         policy = self.policy
-        first_attempt = datetime.datetime.now(datetime.UTC)
+        # Wall-clock seconds; turned into datetimes only for a dead letter.
+        first_attempt = time.time()
         start = self._clock()
         attempt = 0
         traceback_logged = False
         while True:
             attempt += 1
-            last_attempt = datetime.datetime.now(datetime.UTC) if attempt > 1 else first_attempt
+            last_attempt = time.time() if attempt > 1 else first_attempt
             try:
                 self._sink.write(events)
             except Exception as exc:
@@ -256,8 +263,8 @@ class BackoffSink:
                 reason,
                 attempts=attempt,
                 error=error,
-                first_attempt=first_attempt,
-                last_attempt=last_attempt,
+                first_attempt=_utc(first_attempt),
+                last_attempt=_utc(last_attempt),
             )
             return
 
@@ -447,6 +454,7 @@ class BackoffSink:
         self._closed = True
         self.interrupt()
         with self._writing:
+            self._close_waiting = True
             if self._writer not in (None, threading.get_ident()):
                 self._writing.wait_for(lambda: self._writer is None, timeout=_CLOSE_GRACE)
         if self.dead_letter is not None:
@@ -470,4 +478,5 @@ class BackoffSink:
         self._nudge = threading.Event()
         self._writing = threading.Condition()
         self._writer = None
+        self._close_waiting = False
         self._throttle.reset()

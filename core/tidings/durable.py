@@ -90,6 +90,9 @@ class DurableQueueSink(QueueSink):
         """Events in the spool that this process owns: queued, in flight or persisted."""
         return self._stored
 
+    def _lazy_drops(self) -> int:
+        return 0  # every drop is counted when it happens
+
     # -- the caller's side -----------------------------------------------------------
 
     def _enqueue(self, events: Sequence[Event]) -> int:
@@ -117,8 +120,8 @@ class DurableQueueSink(QueueSink):
             return dropped
         with self._lock:
             self._available += keep
-            if self._worker_waiting:
-                self._not_empty.notify()
+        if self._worker_waiting:
+            self._wakeup.set()
         return dropped
 
     def _make_room(self, count: int) -> tuple[int, int]:
@@ -144,7 +147,7 @@ class DurableQueueSink(QueueSink):
                 if remaining <= 0:
                     break
                 if self._worker_waiting:
-                    self._not_empty.notify()
+                    self._wakeup.set()
                 self._not_full.wait(remaining)
             room = self.max_size - self._stored
         keep = max(min(count, room), 0)
@@ -156,41 +159,49 @@ class DurableQueueSink(QueueSink):
         return self._available > 0
 
     def _idle_wait(self) -> None:
-        self._not_empty.wait(ADOPT_INTERVAL)
-        if time.monotonic() >= self._next_adopt and not self._has_work():
+        self._wakeup.wait(ADOPT_INTERVAL)
+        if time.monotonic() < self._next_adopt:
+            return
+        with self._lock:
+            if self._has_work() or not self._accepting:
+                return
             self._next_adopt = time.monotonic() + ADOPT_INTERVAL
             adopted = self.spool.adopt_orphans()
             if adopted:
                 self.stats.count_accepted(adopted)
                 self._stored += adopted
                 self._available += adopted
-                logger.info(
-                    "endpoint %r: adopted %d events a stopped process left in the spool",
-                    self.name,
-                    adopted,
-                )
+        if adopted:
+            logger.info(
+                "endpoint %r: adopted %d events a stopped process left in the spool",
+                self.name,
+                adopted,
+            )
 
     def _take(self) -> list[Event]:
-        rows, quarantined = self.spool.take(self.max_batch)
-        if quarantined:
-            # Undecodable rows are out of the queue; they were counted accepted.
-            self._stored -= quarantined
-            self._available -= quarantined
-            self.stats.count_settled("lost", quarantined)
-        self._in_flight_seqs = [seq for seq, _ in rows]
-        self._available -= len(rows)
-        return [event for _, event in rows]
+        with self._lock:
+            if self._available <= 0:
+                return []
+            rows, quarantined = self.spool.take(self.max_batch)
+            if quarantined:
+                # Undecodable rows are out of the queue; they were counted accepted.
+                self._stored -= quarantined
+                self._available -= quarantined
+                self.stats.count_settled("lost", quarantined)
+            self._in_flight_seqs = [seq for seq, _ in rows]
+            self._available -= len(rows)
+            self._in_flight = len(rows)
+            return [event for _, event in rows]
 
     def _taken_done(self, batch: list[Event], settled: bool) -> None:
-        if settled:
-            self.spool.remove(self._in_flight_seqs)
-            self._stored -= len(batch)
-            if self.overflow == "block":
-                self._not_full.notify_all()
-        else:
-            # Interrupted by shutdown: the rows stay for the next start.
-            self._available += len(batch)
-        self._in_flight_seqs = []
+        with self._lock:
+            if settled:
+                self.spool.remove(self._in_flight_seqs)
+                self._stored -= len(batch)
+            else:
+                # Interrupted by shutdown: the rows stay for the next start.
+                self._available += len(batch)
+            self._in_flight_seqs = []
 
     def _leftovers(self) -> list[Event]:
         # Nothing to settle: the rows stay in the spool and count as persisted.

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from .errors import ConfigError, SinkClosedError, Unsettled
 from .events import Event
-from .metrics import EndpointStats
+from .metrics import EndpointStats, ThreadCounter
 from .sink import SettlingSink, Sink
 from .throttle import LogThrottle
 
@@ -76,18 +76,26 @@ class QueueSink:
         self._throttle = LogThrottle(logger)
         self._init_state()
         self.stats.set_pending_source(self.pending)
+        self.stats.set_lazy_drops(self._lazy_drops)
         self._thread.start()
 
     def _init_state(self) -> None:
-        self._buffer: deque[Event] = deque()
+        # drop_oldest, the default, needs no lock on the caller's side: a deque
+        # with maxlen drops the oldest by itself, and appends are atomic. Its
+        # drops are counted from the difference of what was put and taken.
+        self._lock_free = self.overflow == "drop_oldest"
+        self._buffer: deque[Event] = deque(maxlen=self.max_size) if self._lock_free else deque()
+        self._put = ThreadCounter()
+        self._taken = 0
         self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
+        self._wakeup = threading.Event()
         self._in_flight = 0
         self._accepting = True
         self._stop = False
         self._worker_waiting = False
+        self._flush_waiters = 0
         self._closed = False
         self._worker_done = False
         # Set by finish() when the worker is stuck in a write: it closes the sink itself.
@@ -111,16 +119,26 @@ class QueueSink:
         """Events queued or in flight."""
         return len(self._buffer) + self._in_flight
 
+    def _lazy_drops(self) -> int:
+        """Events a drop_oldest deque pushed out: put, less taken, less still queued.
+
+        Exact when the queue is idle; a passing snapshot may be off by the events
+        being appended at that very moment.
+        """
+        if not self._lock_free:
+            return 0
+        return max(self._put.value - self._taken - len(self._buffer), 0)
+
     # -- the caller's side ---------------------------------------------------
 
     def write(self, events: Sequence[Event]) -> None:
         """Enqueue ``events``; raise :class:`SinkClosedError` once closing began."""
         dropped = self._enqueue(events)
         if dropped:
-            self._count_dropped(dropped)
+            self.stats.count_dropped(dropped)
+            self._log_overflow(dropped)
 
-    def _count_dropped(self, dropped: int) -> None:
-        self.stats.count_dropped(dropped)
+    def _log_overflow(self, dropped: int) -> None:
         self._throttle.log(
             "overflow",
             logging.WARNING,
@@ -132,7 +150,22 @@ class QueueSink:
         )
 
     def _enqueue(self, events: Sequence[Event]) -> int:
-        """Store events by the overflow policy; return how many were dropped."""
+        """Store events by the overflow policy; return how many were dropped
+        (and are not counted yet)."""
+        if not self._accepting:
+            raise SinkClosedError(f"queue {self.name!r} is closed")
+        if self._lock_free:
+            buffer = self._buffer
+            overflow = len(buffer) + len(events) - self.max_size
+            self._put.add(len(events))
+            buffer.extend(events)
+            if self._worker_waiting:
+                # One wake-up per idle spell: later writers see False and skip it.
+                self._worker_waiting = False
+                self._wakeup.set()
+            if overflow > 0:
+                self._log_overflow(min(overflow, len(events)))
+            return 0
         dropped = 0
         with self._lock:
             if not self._accepting:
@@ -141,19 +174,15 @@ class QueueSink:
             room = self.max_size - len(buffer)
             if len(events) <= room:
                 buffer.extend(events)
-            elif self.overflow == "drop_oldest":
-                buffer.extend(events)
-                dropped = len(buffer) - self.max_size
-                for _ in range(dropped):
-                    buffer.popleft()
             elif self.overflow == "drop_newest":
                 if room > 0:
                     buffer.extend(events[:room])
                 dropped = len(events) - max(room, 0)
             else:
                 dropped = self._put_blocking(events)
-            if self._worker_waiting:
-                self._not_empty.notify()
+        if self._worker_waiting:
+            self._worker_waiting = False
+            self._wakeup.set()
         return dropped
 
     def _put_blocking(self, events: Sequence[Event]) -> int:
@@ -166,7 +195,7 @@ class QueueSink:
                 if remaining <= 0 or not self._accepting:
                     return len(events) - index
                 if self._worker_waiting:
-                    self._not_empty.notify()
+                    self._wakeup.set()
                 self._not_full.wait(remaining)
             buffer.append(event)
         return 0
@@ -180,52 +209,66 @@ class QueueSink:
             with self._lock:
                 self._worker_done = True
                 close_sink = self._close_by_worker
+                self._idle.notify_all()
             if close_sink:
                 self._close_sink()
 
-    # Storage hooks: a deque here, SQLite in DurableQueueSink. Called with the lock held.
+    # Storage hooks: a deque here, SQLite in DurableQueueSink.
 
     def _has_work(self) -> bool:
         return bool(self._buffer)
 
     def _take(self) -> list[Event]:
+        """Take up to ``max_batch`` queued events (only the worker calls this)."""
         buffer = self._buffer
-        if self.max_batch == 1:
-            return [buffer.popleft()]
-        return [buffer.popleft() for _ in range(min(self.max_batch, len(buffer)))]
+        batch: list[Event] = []
+        try:
+            for _ in range(self.max_batch):
+                batch.append(buffer.popleft())
+        except IndexError:
+            pass
+        if batch:
+            self._in_flight = len(batch)
+            self._taken += len(batch)
+        return batch
 
     def _taken_done(self, batch: list[Event], settled: bool) -> None:
         """The worker finished with a batch: settled, or kept for a later run."""
 
     def _idle_wait(self) -> None:
-        self._not_empty.wait()
+        self._wakeup.wait()
+
+    def _signal_idle(self) -> None:
+        if self._flush_waiters:
+            with self._lock:
+                self._idle.notify_all()
 
     def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._has_work() and not self._stop and self._accepting:
-                    self._worker_waiting = True
-                    self._idle_wait()
-                    self._worker_waiting = False
-                if self._stop or not self._has_work():
-                    # Stopped, or closing with nothing left to do.
-                    self._idle.notify_all()
-                    return
-                batch = self._take()
-                self._in_flight = len(batch)
-                if self.overflow == "block":
-                    self._not_full.notify_all()
-            settled = self._deliver(batch)
-            with self._lock:
+        while not self._stop:
+            batch = self._take()
+            if batch:
+                settled = self._deliver(batch)
                 self._taken_done(batch, settled)
                 self._in_flight = 0
+                if self.overflow == "block":
+                    with self._lock:
+                        self._not_full.notify_all()
                 if not settled:
                     # Shutdown cut the write short and the events were kept for the
                     # next start: taking them again now would only spin.
-                    self._idle.notify_all()
-                    return
-                if not self._has_work():
-                    self._idle.notify_all()
+                    break
+                continue
+            if not self._accepting:
+                break  # closing, and nothing is left
+            self._worker_waiting = True
+            self._wakeup.clear()
+            # Re-check after announcing the wait: a writer that appended before it
+            # saw _worker_waiting has not set the event.
+            if not (self._has_work() or self._stop or not self._accepting):
+                self._signal_idle()
+                self._idle_wait()
+            self._worker_waiting = False
+        self._signal_idle()
 
     def _deliver(self, batch: list[Event]) -> bool:
         """Write a batch; False when it was interrupted and left unsettled."""
@@ -266,16 +309,22 @@ class QueueSink:
         """Wait until every queued event is settled; False if ``timeout`` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._has_work() or self._in_flight:
-                if not self._thread.is_alive():
-                    return False
-                if deadline is None:
-                    self._idle.wait(0.5)
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(min(remaining, 0.5))
+            self._flush_waiters += 1
+            try:
+                while self._has_work() or self._in_flight:
+                    if self._worker_done or not self._thread.is_alive():
+                        return False
+                    # A short wait: the worker signals idleness only when it sees a
+                    # waiter, and it may have looked just before this one came.
+                    wait = 0.05
+                    if deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        wait = min(remaining, wait)
+                    self._idle.wait(wait)
+            finally:
+                self._flush_waiters -= 1
         return True
 
     def stop_accepting(self) -> None:
@@ -283,7 +332,7 @@ class QueueSink:
         with self._lock:
             self._accepting = False
             self._not_full.notify_all()
-            self._not_empty.notify_all()
+        self._wakeup.set()
 
     def halt(self) -> None:
         """Stop the worker now: it takes no further batch, and a write in flight is
@@ -295,8 +344,8 @@ class QueueSink:
             self._accepting = False
             self._stop = True
             busy = self._in_flight > 0
-            self._not_empty.notify_all()
             self._not_full.notify_all()
+        self._wakeup.set()
         if busy:
             if isinstance(self._sink, SettlingSink):
                 self._sink.interrupt()
@@ -346,9 +395,14 @@ class QueueSink:
 
     def _leftovers(self) -> list[Event]:
         """Take the events still queued at shutdown, to be settled by ``finish``."""
-        with self._lock:
-            leftovers = list(self._buffer)
-            self._buffer.clear()
+        leftovers: list[Event] = []
+        buffer = self._buffer
+        try:
+            while True:
+                leftovers.append(buffer.popleft())
+        except IndexError:
+            pass
+        self._taken += len(leftovers)
         return leftovers
 
     def after_fork_in_child(self) -> None:
