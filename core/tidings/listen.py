@@ -2,7 +2,8 @@
 
 It prints one line per request (and the envelope unless ``--quiet``), verifies
 Standard Webhooks signatures with ``--secret``, injects failures with
-``--fail-every N`` and appends each body as one JSON line to ``--out``.
+``--fail-every N`` and appends each body it accepted (answered with a 2xx) as
+one line to ``--out``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from .errors import ConfigError
 from .receiver import Receiver, RecordedRequest, Reply
 from .signatures import WebhookSigner
 
@@ -43,7 +45,8 @@ def _summary(request: RecordedRequest) -> str:
         if target.get("tag"):
             subject += f":{target['tag']}"
         described.append(f"{item.get('action', '?')} {subject}")
-    return f"{len(items)} event{'s' if len(items) != 1 else ''}: " + ", ".join(described)
+    count = f"{len(items)} event{'s' if len(items) != 1 else ''}"
+    return f"{count}: {', '.join(described)}" if described else count
 
 
 def serve(
@@ -59,12 +62,21 @@ def serve(
     stdout: IO[str] | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Serve until SIGINT/SIGTERM (or ``stop`` is set); return the exit status."""
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set); return the exit status.
+
+    Raises :class:`ConfigError` (naming the command-line option) for a bad
+    option, an ``--out`` file that cannot be opened or an address that cannot
+    be bound.
+    """
     output = stdout or sys.stdout
+    for option, value in (("--status", status), ("--fail-status", fail_status)):
+        if not 200 <= value <= 599:
+            raise ConfigError(f"{option} must be an HTTP status from 200 to 599, got {value}")
+    if fail_every < 0:
+        raise ConfigError(f"--fail-every must be 0 (never) or more, got {fail_every}")
     signer = WebhookSigner(secret, where="--secret") if secret else None
     counter = itertools.count(1)
     lock = threading.Lock()
-    out_file = open(out, "a", encoding="utf-8") if out else None  # noqa: SIM115
     stop = stop or threading.Event()
 
     def decide(request: RecordedRequest) -> Reply:
@@ -88,26 +100,37 @@ def serve(
                     print(json.dumps(request.json(), indent=2), file=output, flush=True)
                 except ValueError:
                     print(request.body.decode(errors="replace"), file=output, flush=True)
-            if out_file is not None and reply.status < 300:
+            if out_file is not None and not out_file.closed and reply.status < 300:
                 out_file.write(request.body.decode(errors="replace").replace("\n", " ") + "\n")
                 out_file.flush()
-
-    receiver = Receiver(host=host, port=port, default=decide, on_request=show)
-    print(f"listening on http://{receiver.host}:{receiver.port}", file=output, flush=True)
 
     def request_stop(signum: int, frame: Any) -> None:
         stop.set()
 
+    try:
+        out_file = open(out, "a", encoding="utf-8") if out else None  # noqa: SIM115
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot open: {exc.strerror or exc}") from None
+    try:
+        receiver = Receiver(host=host, port=port, default=decide, on_request=show)
+    except OSError as exc:
+        if out_file is not None:
+            out_file.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # The handlers are in place before the first line: a caller that signals as
+    # soon as it read it must stop the server, not kill it.
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, request_stop)
     try:
+        print(f"listening on http://{receiver.host}:{receiver.port}", file=output, flush=True)
         stop.wait()
     finally:
         receiver.close()
         if out_file is not None:
-            out_file.close()
+            with lock:
+                out_file.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
