@@ -707,8 +707,8 @@ def test_header_values_are_not_in_repr_or_errors(receiver: Receiver, make_sink: 
         timeout="200ms",
     )
     assert repr(sink) == (
-        f"HttpSink('{receiver.url}', headers={{'Authorization': '***', 'X-Keys': '***', "
-        "'X-Keys': '***'}, format='envelope', signed)"
+        f"HttpSink('{receiver.url}', headers={{'Authorization': '***', 'X-Keys': '***'}}, "
+        "format='envelope', signed)"
     )
     assert str(sink) == repr(sink)
     receiver.script(Reply(500), Reply(200, delay=3.0), Reply(action="drop"))

@@ -16,10 +16,20 @@ import threading
 from typing import IO, Any
 
 from .errors import ConfigError
+from .events import encode_json
 from .receiver import Receiver, RecordedRequest, Reply
 from .signatures import WebhookSigner
 
 __all__ = ["serve"]
+
+
+def _one_line(body: bytes) -> str:
+    """A body as one JSON line: re-encoded compactly when it is JSON (receivers
+    such as the registry send it indented), else as text with newlines escaped."""
+    try:
+        return encode_json(json.loads(body)).decode()
+    except ValueError:
+        return body.decode(errors="replace").replace("\n", "\\n")
 
 
 def _summary(request: RecordedRequest) -> str:
@@ -101,7 +111,7 @@ def serve(
                 except ValueError:
                     print(request.body.decode(errors="replace"), file=output, flush=True)
             if out_file is not None and not out_file.closed and reply.status < 300:
-                out_file.write(request.body.decode(errors="replace").replace("\n", " ") + "\n")
+                out_file.write(_one_line(request.body) + "\n")
                 out_file.flush()
 
     def request_stop(signum: int, frame: Any) -> None:

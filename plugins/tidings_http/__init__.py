@@ -237,7 +237,9 @@ class HttpSink:
         return self._client
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name!r}: '***'" for name, _ in self._headers)
+        # A header with several values is one name: show it once.
+        names = dict.fromkeys(name for name, _ in self._headers)
+        shown = ", ".join(f"{name!r}: '***'" for name in names)
         signed = ", signed" if self._signer else ""
         return (
             f"HttpSink({self._redactor.url_text!r}, headers={{{shown}}}, "
