@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tidings
+from tidings.durable import DurableQueueSink
 from tidings.testing import Receiver, RecordedRequest, Reply
 
 
@@ -414,3 +415,28 @@ def test_close_during_a_long_backoff_keeps_a_durable_queue_without_retrying(
     assert report.endpoints["hooks"].persisted == 3
     # One attempt: the interrupted write is kept, not taken again and again.
     assert (metrics.errors, len(down.requests)) == (1, 1)
+
+
+def test_the_worker_survives_a_locked_spool_and_delivers_afterwards(tmp_path: Path) -> None:
+    spool = tmp_path / "hooks.db"
+    with Receiver(default=Reply(status=200, delay=0.3)) as receiver:
+        notifier = tidings.Notifier.from_config(
+            pending_config(receiver.url, queue={"path": str(spool)})
+        )
+        queue = notifier.endpoints["hooks"].queue
+        assert isinstance(queue, DurableQueueSink)
+        queue.spool._db.execute("PRAGMA busy_timeout = 100")
+        notifier.publish(*[event(f"l-{n}") for n in range(5)])
+        assert receiver.wait_for(1)
+        # Another process holds the write lock while the first delivery ends, so
+        # removing the delivered row fails for a while.
+        holder = sqlite3.connect(spool, isolation_level=None, timeout=5)
+        holder.execute("BEGIN IMMEDIATE")
+        time.sleep(1.5)
+        holder.execute("COMMIT")
+        holder.close()
+        assert notifier.flush(30)
+        assert queue._thread.is_alive()
+        report = notifier.close(5)
+    assert sorted(received_tags(receiver)) == [f"l-{n}" for n in range(5)]
+    assert report.endpoints["hooks"].delivered == 5

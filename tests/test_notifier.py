@@ -378,7 +378,7 @@ def test_publish_of_several_events_at_once(
     assert notifier.metrics()["hooks"].accepted == 3
 
 
-def test_a_branch_that_refuses_the_event_counts_it_lost_and_the_others_get_it(
+def test_a_branch_that_refuses_the_event_counts_nothing_and_the_others_get_it(
     build: Callable[..., tidings.Notifier],
     captures: Captures,
     caplog: pytest.LogCaptureFixture,
@@ -393,8 +393,10 @@ def test_a_branch_that_refuses_the_event_counts_it_lost_and_the_others_get_it(
     assert notifier.flush(WAIT)
     assert [e.extra["seq"] for e in captures["open"].events] == [0]
     m = notifier.metrics()["closing"]
-    assert (m.accepted, m.lost, m.delivered) == (1, 1, 0)
+    # Refused, as after close: nothing counted there; the open endpoint has it.
+    assert (m.accepted, m.lost, m.delivered) == (0, 0, 0)
     assert_adds_up(m)
+    assert notifier.metrics()["open"].delivered == 1
     assert [r.getMessage() for r in caplog.records] == [
         f"sink {closing!r} is closed; it missed a write"
     ]
@@ -715,3 +717,27 @@ def test_close_at_exit_false_does_not_close_and_exits(receiver: Receiver) -> Non
     assert done.stdout == "published\n"
     assert elapsed < 20
     assert closing_lines(done.stderr) == []
+
+
+def test_publish_that_loses_the_race_with_close_raises_and_counts_nothing() -> None:
+    first, second = GatedSink(), GatedSink()
+    first.gate.set()
+    second.gate.set()
+    notifier: tidings.Notifier
+
+    def close_begins(item: tidings.Event) -> bool:
+        # close() runs while publish() is past its own check, before the queues.
+        notifier.close(WAIT)
+        return True
+
+    notifier = tidings.Notifier(
+        [tidings.Endpoint("a", first, predicate=close_begins), tidings.Endpoint("b", second)],
+        close_at_exit=False,
+    )
+    with pytest.raises(tidings.SinkClosedError) as caught:
+        notifier.publish(event(0, 0))
+    assert str(caught.value) == "the notifier closed during publish()"
+    for name in ("a", "b"):
+        metrics = notifier.metrics()[name]
+        assert (metrics.accepted, metrics.lost, metrics.pending) == (0, 0, 0)
+    assert first.events == second.events == []

@@ -522,3 +522,36 @@ def test_invalid_options_are_config_errors(
     with pytest.raises(tidings.ConfigError) as info:
         tidings.QueueSink(capture_sink, **options)
     assert str(info.value) == message
+
+
+def test_close_keeps_its_budget_when_the_dead_letter_sink_is_slow(
+    stalled: StalledSink,
+) -> None:
+    release = threading.Event()
+
+    class SlowDeadLetters(CaptureSink):
+        def write(self, events: Sequence[tidings.Event]) -> None:
+            release.wait(10)
+            super().write(events)
+
+    dead = SlowDeadLetters()
+    backoff = tidings.BackoffSink(stalled, tidings.RetryPolicy(), dead_letter=dead, name="q")
+    queue = tidings.QueueSink(backoff, stats=backoff.stats, max_batch=1)
+    queue.write(make_events(4))
+    assert stalled.wait_started(1)
+
+    start = time.monotonic()
+    queue.close(0.5)
+    assert time.monotonic() - start < 0.5 + 0.5
+    # The three left over are still being dead-lettered: pending, not lost.
+    metrics = backoff.stats.snapshot()
+    assert (metrics.dead_lettered, metrics.lost) == (0, 0)
+    assert metrics.pending >= 3
+
+    release.set()
+    stalled.gate.set()
+    assert wait_until(lambda: backoff.stats.snapshot().pending == 0)
+    metrics = backoff.stats.snapshot()
+    assert metrics.dead_lettered + metrics.delivered + metrics.lost == 4
+    assert metrics.dead_lettered >= 3
+    assert wait_until(lambda: dead.closed)

@@ -240,3 +240,24 @@ def test_a_forked_child_gets_its_own_owner_and_connection(tmp_path: Path) -> Non
     assert tags(spool.take(limit=10)) == ["1"]
     assert spool.adopt_orphans() == 1
     spool.close()
+
+
+def test_an_owner_lock_file_is_visible_only_once_it_is_held(tmp_path: Path) -> None:
+    import fcntl
+
+    spool = Spool(tmp_path / "hooks.db")
+    owners = tmp_path / "hooks.db.owners"
+    assert sorted(path.name for path in owners.iterdir()) == [f"{spool.token}.lock"]
+    fd = os.open(owners / f"{spool.token}.lock", os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    spool.append([event(1)])
+    # Another process's look for orphans must leave a live owner alone.
+    other = Spool(tmp_path / "hooks.db")
+    assert other.adopt_orphans() == 0
+    assert spool.count() == 1
+    other.close()
+    spool.close()

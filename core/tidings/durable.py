@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ logger = logging.getLogger("tidings.queue")
 
 ADOPT_INTERVAL = 2.0
 """Seconds between looks for rows that a dead process left in a shared spool."""
+
+SPOOL_RETRY = 1.0
+"""Seconds the worker waits after a spool error before it tries again."""
 
 
 class DurableQueueSink(QueueSink):
@@ -166,7 +170,11 @@ class DurableQueueSink(QueueSink):
             if self._has_work() or not self._accepting:
                 return
             self._next_adopt = time.monotonic() + ADOPT_INTERVAL
-            adopted = self.spool.adopt_orphans()
+            try:
+                adopted = self.spool.adopt_orphans()
+            except (sqlite3.Error, OSError) as exc:
+                self._spool_trouble("looking for orphaned events", exc)
+                return
             if adopted:
                 self.stats.count_accepted(adopted)
                 self._stored += adopted
@@ -178,11 +186,42 @@ class DurableQueueSink(QueueSink):
                 adopted,
             )
 
+    def _spool_trouble(self, doing: str, exc: Exception) -> None:
+        """Log a spool error (throttled); the worker goes on after a pause."""
+        self._throttle.log(
+            "spool",
+            logging.ERROR,
+            "endpoint %r: %s in the spool %s failed, retrying: %s",
+            self.name,
+            doing,
+            self.spool.path,
+            exc,
+        )
+
     def _take(self) -> list[Event]:
+        try:
+            return self._take_rows()
+        except (sqlite3.Error, TidingsError) as exc:
+            # A locked or full database: the rows are safe; try again shortly.
+            self._spool_trouble("reading events", exc)
+            self._pause(SPOOL_RETRY)
+            return []
+
+    def _take_rows(self) -> list[Event]:
         with self._lock:
             if self._available <= 0:
                 return []
             rows, quarantined = self.spool.take(self.max_batch)
+            if not rows and not quarantined:
+                # The rows are gone (taken over by another process, or deleted by
+                # hand): believe the database, not the count.
+                self._stored = self._available = self.spool.count()
+                logger.warning(
+                    "endpoint %r: the spool %s holds fewer events than expected; recounted",
+                    self.name,
+                    self.spool.path,
+                )
+                return []
             if quarantined:
                 # Undecodable rows are out of the queue; they were counted accepted.
                 self._stored -= quarantined
@@ -194,14 +233,44 @@ class DurableQueueSink(QueueSink):
             return [event for _, event in rows]
 
     def _taken_done(self, batch: list[Event], settled: bool) -> None:
+        if settled:
+            # Outside the lock: a locked database must not hold up publishers.
+            self._remove(self._in_flight_seqs)
         with self._lock:
             if settled:
-                self.spool.remove(self._in_flight_seqs)
                 self._stored -= len(batch)
             else:
                 # Interrupted by shutdown: the rows stay for the next start.
                 self._available += len(batch)
             self._in_flight_seqs = []
+
+    def _remove(self, seqs: list[int]) -> None:
+        """Delete settled rows, retrying a locked database until it works or the
+        queue stops: a row left behind would be delivered again."""
+        while True:
+            try:
+                self.spool.remove(seqs)
+                return
+            except sqlite3.Error as exc:
+                self._spool_trouble("removing delivered events", exc)
+            if self._stop or not self._pause(SPOOL_RETRY):
+                break
+        logger.error(
+            "endpoint %r: %d delivered events stay in the spool %s and will be delivered again",
+            self.name,
+            len(seqs),
+            self.spool.path,
+        )
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep, unless the queue is stopping; False when it is."""
+        end = time.monotonic() + seconds
+        while not self._stop:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return True
+            time.sleep(min(remaining, 0.05))
+        return False
 
     def _leftovers(self) -> list[Event]:
         # Nothing to settle: the rows stay in the spool and count as persisted.

@@ -232,9 +232,13 @@ class Endpoint:
             raise
 
     def write(self, events: Sequence[Event]) -> None:
-        """Offer events to the endpoint (counted as accepted, then filtered and queued)."""
-        self._count_accepted(len(events))
+        """Offer events to the endpoint: filtered, queued, and counted as accepted.
+
+        Counted once the queue took them, so that a write refused because the
+        endpoint is closing (:class:`SinkClosedError`) counts nothing.
+        """
         self._head.write(events)
+        self._count_accepted(len(events))
 
     def replay(self, records: Iterable[Event]) -> int:
         """Offer dead-lettered events again, without their failure record; return

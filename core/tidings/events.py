@@ -297,8 +297,11 @@ def encode_json(value: JSONValue) -> bytes:
     has no form for it) makes the whole value ASCII-escaped instead of failing.
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Searching is far cheaper than translating, and these characters are rare.
+    if "\u2028" in text or "\u2029" in text or "\x85" in text:
+        text = text.translate(_LINE_BREAKS)
     try:
-        return text.translate(_LINE_BREAKS).encode()
+        return text.encode()
     except UnicodeEncodeError:
         return json.dumps(value, separators=(",", ":")).encode()
 

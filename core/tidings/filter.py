@@ -68,10 +68,11 @@ class FilterSink:
             self._sink.write(events)
             return
         kept = [event for event in events if self.wants(event)]
-        if len(kept) != len(events):
-            self.stats.count_filtered(len(events) - len(kept))
         if kept:
             self._sink.write(kept)
+        # Counted once the rest was taken: a closed queue refuses the whole write.
+        if len(kept) != len(events):
+            self.stats.count_filtered(len(events) - len(kept))
 
     def close(self) -> None:
         """Close the wrapped sink."""

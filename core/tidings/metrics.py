@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 
@@ -119,35 +120,68 @@ class ThreadCounter:
 
     Each thread adds to a cell of its own, so no two threads ever write the same
     memory; :attr:`value` sums the cells. Publishing threads count with it, so
-    that ``publish()`` takes no lock shared with other publishers.
+    that ``publish()`` takes no lock shared with other publishers. When a thread
+    ends, its cell is folded into a base sum, so short-lived threads cost nothing
+    lasting.
     """
 
-    __slots__ = ("_cells", "_local", "_lock")
+    __slots__ = ("__weakref__", "_base", "_cells", "_local", "_lock")
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._cells: list[list[int]] = []
+        self._cells: set[_Cell] = set()
+        self._base = 0
         self._lock = threading.Lock()
 
     def add(self, n: int) -> None:
         """Add ``n`` (from the calling thread)."""
         try:
-            cell: list[int] = self._local.cell
+            cell: _Cell = self._local.cell
         except AttributeError:
             cell = self._new_cell()
-        cell[0] += n
+        cell.count += n
 
-    def _new_cell(self) -> list[int]:
-        cell = [0]
+    def _new_cell(self) -> _Cell:
+        cell = _Cell()
         with self._lock:
-            self._cells = [*self._cells, cell]
+            self._cells.add(cell)
+        # The thread-local dies with the thread; then the cell is folded in.
+        owner = _CellOwner()
+        weakref.finalize(owner, _fold, weakref.ref(self), cell)
+        self._local.owner = owner
         self._local.cell = cell
         return cell
+
+    def _fold(self, cell: _Cell) -> None:
+        with self._lock:
+            if cell in self._cells:
+                self._cells.discard(cell)
+                self._base += cell.count
 
     @property
     def value(self) -> int:
         """The sum over every thread."""
-        return sum(cell[0] for cell in self._cells)
+        with self._lock:
+            return self._base + sum(cell.count for cell in self._cells)
+
+
+class _Cell:
+    """One thread's share of a :class:`ThreadCounter`."""
+
+    __slots__ = ("__weakref__", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class _CellOwner:
+    """Kept in a thread-local: collected when its thread ends."""
+
+
+def _fold(counter: weakref.ref[ThreadCounter], cell: _Cell) -> None:
+    live = counter()
+    if live is not None:
+        live._fold(cell)
 
 
 class EndpointStats:

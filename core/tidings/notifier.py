@@ -214,11 +214,21 @@ class Notifier:
                     f"publish() takes Event objects, got {type(event).__name__} at position {index}"
                 )
         if events:
+            _refused.closed = False
             self._broadcaster.write(events)
+            if _refused.closed and self._closed:
+                raise SinkClosedError("the notifier closed during publish()")
 
     def _branch_failed(self, sink: Sink, events: Sequence[Event], exc: Exception) -> None:
-        # The endpoint counted the events as accepted; they must end somewhere.
+        if isinstance(exc, SinkClosedError):
+            # close() won the race with this publish: nothing was counted, and the
+            # caller hears of it once the other branches had their turn.
+            _refused.closed = True
+            return
         if isinstance(sink, Endpoint):
+            # A failure inside the chain (a filter predicate, say): the events were
+            # offered and are gone, so they are accepted and lost, never uncounted.
+            sink.stats.count_accepted(len(events))
             sink.stats.count_settled("lost", len(events))
 
     # -- waiting and closing ---------------------------------------------------
@@ -333,6 +343,9 @@ def _persisted(endpoint: Endpoint) -> int:
 
 
 _live_notifiers: weakref.WeakSet[Notifier] = weakref.WeakSet()
+
+# Set by a branch that refused a publish because close() began, per thread.
+_refused = threading.local()
 
 
 def _reinit_after_fork() -> None:

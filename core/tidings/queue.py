@@ -87,6 +87,7 @@ class QueueSink:
         self._buffer: deque[Event] = deque(maxlen=self.max_size) if self._lock_free else deque()
         self._put = ThreadCounter()
         self._taken = 0
+        self._drops_seen = 0
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
@@ -97,9 +98,9 @@ class QueueSink:
         self._worker_waiting = False
         self._flush_waiters = 0
         self._closed = False
+        self._drained = False
         self._worker_done = False
-        # Set by finish() when the worker is stuck in a write: it closes the sink itself.
-        self._close_by_worker = False
+        self._abandoning = 0  # leftovers being dead-lettered at shutdown
         self._thread = threading.Thread(
             target=self._run, name=f"tidings-queue-{self.name}", daemon=True
         )
@@ -116,8 +117,8 @@ class QueueSink:
         return self._sink
 
     def pending(self) -> int:
-        """Events queued or in flight."""
-        return len(self._buffer) + self._in_flight
+        """Events queued or in flight (a shutdown's dead-lettering included)."""
+        return len(self._buffer) + self._in_flight + self._abandoning
 
     def _lazy_drops(self) -> int:
         """Events a drop_oldest deque pushed out: put, less taken, less still queued.
@@ -127,7 +128,12 @@ class QueueSink:
         """
         if not self._lock_free:
             return 0
-        return max(self._put.value - self._taken - len(self._buffer), 0)
+        # Writers count after appending and the worker before taking, so a
+        # passing read can only fall short, never overshoot: keeping the largest
+        # value seen makes the count monotonic, and it is exact once idle.
+        seen = max(self._put.value - self._taken - len(self._buffer), self._drops_seen)
+        self._drops_seen = seen
+        return seen
 
     # -- the caller's side ---------------------------------------------------
 
@@ -157,8 +163,11 @@ class QueueSink:
         if self._lock_free:
             buffer = self._buffer
             overflow = len(buffer) + len(events) - self.max_size
-            self._put.add(len(events))
             buffer.extend(events)
+            self._put.add(len(events))
+            if not self._accepting:
+                # close() began while we appended: make sure it sees these events.
+                self._settle_late()
             if self._worker_waiting:
                 # One wake-up per idle spell: later writers see False and skip it.
                 self._worker_waiting = False
@@ -208,10 +217,7 @@ class QueueSink:
         finally:
             with self._lock:
                 self._worker_done = True
-                close_sink = self._close_by_worker
                 self._idle.notify_all()
-            if close_sink:
-                self._close_sink()
 
     # Storage hooks: a deque here, SQLite in DurableQueueSink.
 
@@ -221,15 +227,27 @@ class QueueSink:
     def _take(self) -> list[Event]:
         """Take up to ``max_batch`` queued events (only the worker calls this)."""
         buffer = self._buffer
+        # Counted as in flight and taken before each pop, so that neither flush()
+        # nor the drop count ever sees an event that is in neither place.
+        if self.max_batch == 1:
+            self._in_flight = 1
+            self._taken += 1
+            try:
+                return [buffer.popleft()]
+            except IndexError:
+                self._taken -= 1
+                self._in_flight = 0
+                return []
         batch: list[Event] = []
-        try:
-            for _ in range(self.max_batch):
+        for _ in range(self.max_batch):
+            self._in_flight += 1
+            self._taken += 1
+            try:
                 batch.append(buffer.popleft())
-        except IndexError:
-            pass
-        if batch:
-            self._in_flight = len(batch)
-            self._taken += len(batch)
+            except IndexError:
+                self._taken -= 1
+                self._in_flight -= 1
+                break
         return batch
 
     def _taken_done(self, batch: list[Event], settled: bool) -> None:
@@ -353,12 +371,16 @@ class QueueSink:
                 self._sink.close()
 
     def finish(self, timeout: float = 0.25) -> list[Event]:
-        """After :meth:`halt`: give the worker ``timeout`` seconds to return, settle
-        the events still queued (the settling sink's ``abandon``, else ``lost``)
-        and close the sink. Returns the events that were left queued.
+        """After :meth:`halt`: within ``timeout`` seconds, let the worker return,
+        settle the events still queued (the settling sink's ``abandon``, else
+        ``lost``) and close the sink. Returns the events that were left queued.
 
-        A worker still stuck in a write after ``timeout`` closes the sink itself
-        when that write returns, so that ``finish`` never waits on it longer."""
+        Half the time goes to the write in flight, the rest to dead-lettering what
+        is left. Work that outlasts ``timeout`` (a write that cannot be aborted, a
+        slow dead-letter sink) goes on in the background and is counted
+        ``pending`` until it ends; the sink is closed once it has.
+        """
+        deadline = time.monotonic() + timeout
         self.halt()
         with self._lock:
             if self._closed:
@@ -367,43 +389,99 @@ class QueueSink:
             # After halt() a worker with nothing in flight takes no further batch:
             # it only has to wake up and return, so wait for it even past the budget.
             idle = self._in_flight == 0
+        busy: list[threading.Thread] = []
         if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(max(timeout, _IDLE_JOIN if idle else 0.0))
+            self._thread.join(max(timeout / 2, _IDLE_JOIN if idle else 0.0))
             if self._thread.is_alive():
+                busy.append(self._thread)
                 logger.error(
                     "endpoint %r: the worker did not return from its write within %.2fs",
                     self.name,
-                    timeout,
+                    timeout / 2,
                 )
         leftovers = self._leftovers()
         if leftovers:
-            if isinstance(self._sink, SettlingSink):
-                self._sink.abandon(leftovers, reason="shutdown")
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and isinstance(self._sink, SettlingSink):
+                settler = self._settle_in_background(leftovers)
+                settler.join(remaining)
+                if settler.is_alive():
+                    busy.append(settler)
+                    logger.warning(
+                        "endpoint %r: dead-lettering %d events goes on past the close budget",
+                        self.name,
+                        len(leftovers),
+                    )
             else:
-                self.stats.count_settled("lost", len(leftovers))
-                logger.warning(
-                    "endpoint %r: %d undelivered events lost at shutdown",
-                    self.name,
-                    len(leftovers),
-                )
-        with self._lock:
-            close_now = self._worker_done or self._thread is threading.current_thread()
-            self._close_by_worker = not close_now
-        if close_now:
+                self._settle_leftovers(leftovers, budget_left=False)
+        if busy:
+            threading.Thread(
+                target=self._close_after,
+                args=(busy,),
+                name=f"tidings-close-{self.name}",
+                daemon=True,
+            ).start()
+        else:
             self._close_sink()
         return leftovers
+
+    def _settle_in_background(self, leftovers: list[Event]) -> threading.Thread:
+        self._abandoning = len(leftovers)
+
+        def settle() -> None:
+            try:
+                self._settle_leftovers(leftovers, budget_left=True)
+            finally:
+                self._abandoning = 0
+
+        thread = threading.Thread(target=settle, name=f"tidings-shutdown-{self.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _close_after(self, threads: list[threading.Thread]) -> None:
+        for thread in threads:
+            thread.join()
+        self._close_sink()
 
     def _leftovers(self) -> list[Event]:
         """Take the events still queued at shutdown, to be settled by ``finish``."""
         leftovers: list[Event] = []
         buffer = self._buffer
-        try:
-            while True:
-                leftovers.append(buffer.popleft())
-        except IndexError:
-            pass
-        self._taken += len(leftovers)
+        with self._lock:
+            try:
+                while True:
+                    self._taken += 1
+                    leftovers.append(buffer.popleft())
+            except IndexError:
+                self._taken -= 1
+            self._drained = True
         return leftovers
+
+    def _settle_late(self) -> None:
+        """Events appended while close() ran: if the queue was already drained for
+        the last time, settle them here (they would stay queued for ever)."""
+        with self._lock:
+            if not self._drained:
+                return  # finish() has yet to drain: it takes them with the rest
+        leftovers = self._leftovers()
+        if leftovers:
+            self._settle_leftovers(leftovers, budget_left=True)
+
+    def _settle_leftovers(self, leftovers: list[Event], *, budget_left: bool) -> None:
+        """Dead-letter (settling sink) or count lost the events left at shutdown.
+
+        Without budget left the events are counted lost at once: a dead-letter
+        write could hold the close past its deadline.
+        """
+        if budget_left and isinstance(self._sink, SettlingSink):
+            self._sink.abandon(leftovers, reason="shutdown")
+            return
+        self.stats.count_settled("lost", len(leftovers))
+        logger.warning(
+            "endpoint %r: %d undelivered events lost at shutdown",
+            self.name,
+            len(leftovers),
+        )
 
     def after_fork_in_child(self) -> None:
         """Start over in a forked child: empty queue, fresh locks, a new worker.

@@ -101,12 +101,12 @@ class Spool:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._owners_dir.mkdir(exist_ok=True)
-            self._owner_fd = os.open(
-                self._owners_dir / f"{self.token}.lock",
-                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                0o600,
-            )
+            # Lock first, then give the file its name: a lock file that other
+            # processes can see is always held, so none can mistake it for an orphan.
+            staging = self._owners_dir / f".{self.token}.new"
+            self._owner_fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(self._owner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(staging, self._owners_dir / f"{self.token}.lock")
         except OSError as exc:
             culprit = f" ({exc.filename})" if exc.filename else ""
             raise ConfigError(
@@ -295,11 +295,21 @@ class Spool:
             self._db.execute("COMMIT")
 
     def remove(self, seqs: Sequence[int]) -> None:
-        """Delete settled rows."""
+        """Delete settled rows, in one transaction."""
         if not seqs:
             return
         with self._db_lock:
-            self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in seqs])
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # In chunks: SQLite limits the parameters of one statement.
+                for start in range(0, len(seqs), 500):
+                    chunk = tuple(seqs[start : start + 500])
+                    marks = ",".join("?" * len(chunk))
+                    self._db.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def drop_oldest(self, count: int, *, after: int) -> int:
         """Delete up to ``count`` of the oldest own rows not yet taken (those after
