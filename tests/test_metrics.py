@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Sequence
 
 import tidings
 from tidings.metrics import ThreadCounter
@@ -72,16 +73,20 @@ def test_dropped_never_shows_drops_that_did_not_happen() -> None:
 
 def test_dropped_is_monotonic_and_exact_when_the_queue_overflows() -> None:
     gate = threading.Event()
+    started = threading.Event()
 
     class Stalled(CaptureSink):
-        def write(self, events: object) -> None:
+        def write(self, events: Sequence[tidings.Event]) -> None:
+            started.set()
             gate.wait(30)
-            super().write(events)  # type: ignore[arg-type]
+            super().write(events)
 
     queue = tidings.QueueSink(Stalled(), max_size=100, max_batch=1)
-    samples: list[int] = []
     event = tidings.Event(action="push")
-    for number in range(5_000):
+    queue.write([event])
+    assert started.wait(10), "the worker took the first event into the stalled write"
+    samples: list[int] = []
+    for number in range(4_999):
         queue.write([event])
         if number % 50 == 0:
             samples.append(queue.stats.snapshot().dropped)
