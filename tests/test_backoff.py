@@ -575,17 +575,16 @@ def test_logs_are_rate_limited_during_an_outage(
 # -- closing and interrupting (real clock, real threads) -------------------------
 
 
-def _write_in_thread(sink: BackoffSink, events: list[Event]) -> threading.Thread:
-    thread = threading.Thread(target=sink.write, args=(events,), daemon=True)
-    thread.start()
-    return thread
-
-
-def test_close_wakes_a_long_backoff_wait_at_once(
-    capture_sink: CaptureSink, dead: CaptureSink
-) -> None:
+def _waiting_in_a_30s_backoff(
+    capture_sink: CaptureSink,
+    dead: CaptureSink,
+    event: Event,
+    error: DeliveryError | None = None,
+) -> tuple[BackoffSink, threading.Thread]:
+    """A sink (real clock) whose write of ``event``, in a thread, failed once and now
+    waits 30 s before its retry."""
     waiting = threading.Event()
-    capture_sink.fail_next(1, DeliveryError("HTTP 503", status=503))
+    capture_sink.fail_next(1, error)
     sink = BackoffSink(
         capture_sink,
         policy(initial_interval=30.0),
@@ -593,9 +592,19 @@ def test_close_wakes_a_long_backoff_wait_at_once(
         stats=EndpointStats("hooks"),
         on_retry=lambda state: waiting.set(),
     )
-    event = Event(action="push")
-    writer = _write_in_thread(sink, [event])
+    writer = threading.Thread(target=sink.write, args=([event],), daemon=True)
+    writer.start()
     assert waiting.wait(5)
+    return sink, writer
+
+
+def test_close_wakes_a_long_backoff_wait_at_once(
+    capture_sink: CaptureSink, dead: CaptureSink
+) -> None:
+    event = Event(action="push")
+    sink, writer = _waiting_in_a_30s_backoff(
+        capture_sink, dead, event, DeliveryError("HTTP 503", status=503)
+    )
     start = time.monotonic()
     sink.close()
     writer.join(5)
@@ -618,17 +627,7 @@ def test_close_wakes_a_long_backoff_wait_at_once(
 def test_interrupt_wakes_the_wait_and_keeps_the_dead_letter_sink_for_abandon(
     capture_sink: CaptureSink, dead: CaptureSink
 ) -> None:
-    waiting = threading.Event()
-    capture_sink.fail_next(1)
-    sink = BackoffSink(
-        capture_sink,
-        policy(initial_interval=30.0),
-        dead_letter=dead,
-        stats=EndpointStats("hooks"),
-        on_retry=lambda state: waiting.set(),
-    )
-    writer = _write_in_thread(sink, [Event(action="push")])
-    assert waiting.wait(5)
+    sink, writer = _waiting_in_a_30s_backoff(capture_sink, dead, Event(action="push"))
     start = time.monotonic()
     sink.interrupt()
     writer.join(5)
@@ -645,17 +644,7 @@ def test_interrupt_wakes_the_wait_and_keeps_the_dead_letter_sink_for_abandon(
 def test_drain_by_gives_up_a_wait_that_would_outlast_the_close(
     capture_sink: CaptureSink, dead: CaptureSink
 ) -> None:
-    waiting = threading.Event()
-    capture_sink.fail_next(1)
-    sink = BackoffSink(
-        capture_sink,
-        policy(initial_interval=30.0),
-        dead_letter=dead,
-        stats=EndpointStats("hooks"),
-        on_retry=lambda state: waiting.set(),
-    )
-    writer = _write_in_thread(sink, [Event(action="push")])
-    assert waiting.wait(5)
+    sink, writer = _waiting_in_a_30s_backoff(capture_sink, dead, Event(action="push"))
     start = time.monotonic()
     sink.drain_by(2.0)
     writer.join(5)

@@ -137,6 +137,20 @@ def sent_ids(receiver: Receiver) -> list[str]:
     return [event["id"] for event in receiver.events]
 
 
+def fake_plugin_site(tmp_path: Path, name: str, version: str, source: str) -> Path:
+    """A directory for PYTHONPATH holding distribution ``tidings-<name>`` whose entry
+    point ``<name>`` names module ``tidings_<name>_plugin`` (holding ``source``)."""
+    site = tmp_path / "site"
+    dist_info = site / f"tidings_{name}-{version}.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: tidings-{name}\nVersion: {version}\n"
+    )
+    (dist_info / "entry_points.txt").write_text(f"[tidings]\n{name} = tidings_{name}_plugin\n")
+    (site / f"tidings_{name}_plugin.py").write_text(source)
+    return site
+
+
 # -- help and usage --------------------------------------------------------------------
 
 
@@ -573,14 +587,10 @@ def test_a_configuration_file_without_a_known_extension(tmp_path: Path) -> None:
 
 def test_an_unexpected_exception_is_one_line_unless_debug(tmp_path: Path) -> None:
     """A plugin's factory that raises something unforeseen: still one line, exit 1."""
-    site = tmp_path / "site"
-    dist_info = site / "tidings_faulty-0.1.0.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: tidings-faulty\nVersion: 0.1.0\n"
-    )
-    (dist_info / "entry_points.txt").write_text("[tidings]\nfaulty = tidings_faulty_plugin\n")
-    (site / "tidings_faulty_plugin.py").write_text(
+    site = fake_plugin_site(
+        tmp_path,
+        "faulty",
+        "0.1.0",
         textwrap.dedent(
             """
             import tidings
@@ -592,7 +602,7 @@ def test_an_unexpected_exception_is_one_line_unless_debug(tmp_path: Path) -> Non
             def tidings_register_sinks(register):
                 register("faulty", build)
             """
-        )
+        ),
     )
     env = environment(PYTHONPATH=str(site))
     config = write_config(tmp_path, '[[endpoints]]\nname = "bus"\nsink = "faulty"\n')
@@ -756,14 +766,9 @@ def test_plugins_json_lists_the_example_plugin(tmp_path: Path) -> None:
 
 
 def test_plugins_lists_a_plugin_that_failed_to_load(tmp_path: Path) -> None:
-    site = tmp_path / "site"
-    dist_info = site / "tidings_broken-0.3.0.dist-info"
-    dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: tidings-broken\nVersion: 0.3.0\n"
+    site = fake_plugin_site(
+        tmp_path, "broken", "0.3.0", "raise RuntimeError('no database driver')\n"
     )
-    (dist_info / "entry_points.txt").write_text("[tidings]\nbroken = tidings_broken_plugin\n")
-    (site / "tidings_broken_plugin.py").write_text("raise RuntimeError('no database driver')\n")
     env = environment(PYTHONPATH=str(site), TIDINGS_LOAD_PLUGINS="broken,sqlite")
     error = (
         'plugin "broken" (entry point broken = tidings_broken_plugin, tidings-broken 0.3.0) '

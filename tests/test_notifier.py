@@ -18,37 +18,11 @@ from typing import Any
 import pytest
 
 import tidings
-from tidings.testing import CaptureSink, Receiver, Reply
-
-WAIT = 10.0
-"""The bound of every wait for something that should happen at once."""
+from _support import WAIT, GatedSink
+from tidings.testing import Receiver, Reply
 
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-
-
-class GatedSink(CaptureSink):
-    """A capture sink whose writes wait while :attr:`gate` is closed (a stalled
-    transport that close() cannot abort)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.started = 0
-        self._started = threading.Condition()
-
-    def write(self, events: Sequence[tidings.Event]) -> None:
-        with self._started:
-            self.started += 1
-            self._started.notify_all()
-        if not self.gate.wait(WAIT):
-            raise AssertionError("the test never released the stalled sink")
-        super().write(events)
-
-    def wait_started(self, count: int) -> bool:
-        with self._started:
-            return self._started.wait_for(lambda: self.started >= count, WAIT)
 
 
 class Captures:

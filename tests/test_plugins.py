@@ -159,25 +159,41 @@ def fake_rows(plugins: Plugins) -> list[PluginInfo]:
     return [row for row in plugins.list() if row.name.startswith("fake")]
 
 
+def add_fake(site: FakeSite, name: str, version: str, source: str) -> Path:
+    """Add distribution ``tidings-fake-<name>`` with entry point ``fake<name>`` naming
+    its one module ``tidings_fake_<name>`` (holding ``source``)."""
+    module = f"{FAKE_PREFIX}{name}"
+    return site.add(f"tidings-fake-{name}", version, f"fake{name} = {module}\n", **{module: source})
+
+
 def add_good(site: FakeSite) -> Path:
-    return site.add(
-        "tidings-fake-good", "1.2.3", "fakegood = tidings_fake_good\n", tidings_fake_good=GOOD
-    )
+    return add_fake(site, "good", "1.2.3", GOOD)
 
 
 def add_broken(site: FakeSite) -> Path:
-    return site.add(
-        "tidings-fake-broken",
-        "0.4.0",
-        "fakebroken = tidings_fake_broken\n",
-        tidings_fake_broken=BROKEN_IMPORT,
-    )
+    return add_fake(site, "broken", "0.4.0", BROKEN_IMPORT)
+
+
+def add_raises(site: FakeSite) -> Path:
+    return add_fake(site, "raises", "2.0", HOOK_RAISES)
+
+
+def strict_load_error() -> PluginLoadError:
+    """The error a strict manager raises when it loads the plugins."""
+    with pytest.raises(PluginLoadError) as caught:
+        Plugins().list()
+    return caught.value
 
 
 BROKEN_MESSAGE = (
     'plugin "fakebroken" (entry point fakebroken = tidings_fake_broken, '
     "tidings-fake-broken 0.4.0) failed to load: "
     "ImportError: the kafka client library is not installed"
+)
+RAISES_MESSAGE = (
+    'plugin "fakeraises" (entry point fakeraises = tidings_fake_raises, '
+    "tidings-fake-raises 2.0) failed in tidings_register_sinks: "
+    "RuntimeError: no credentials configured"
 )
 
 
@@ -315,27 +331,17 @@ def test_notifier_from_config_reports_a_broken_plugin(fake_site: FakeSite) -> No
 def test_lenient_loading_warns_continues_and_lists_the_failures(fake_site: FakeSite) -> None:
     add_good(fake_site)
     add_broken(fake_site)
-    fake_site.add(
-        "tidings-fake-raises",
-        "2.0",
-        "fakeraises = tidings_fake_raises\n",
-        tidings_fake_raises=HOOK_RAISES,
-    )
-    raises_message = (
-        'plugin "fakeraises" (entry point fakeraises = tidings_fake_raises, '
-        "tidings-fake-raises 2.0) failed in tidings_register_sinks: "
-        "RuntimeError: no credentials configured"
-    )
+    add_raises(fake_site)
     manager = Plugins(strict=False)
 
     with pytest.warns(PluginLoadWarning) as caught:
         rows = fake_rows(manager)
 
-    assert sorted(str(w.message) for w in caught) == sorted([BROKEN_MESSAGE, raises_message])
+    assert sorted(str(w.message) for w in caught) == sorted([BROKEN_MESSAGE, RAISES_MESSAGE])
     assert rows == [
         PluginInfo(
             "fakeraises", "tidings_fake_raises", "tidings-fake-raises", "2.0", (), False,
-            raises_message,
+            RAISES_MESSAGE,
         ),
         PluginInfo(
             "fakebroken", "tidings_fake_broken", "tidings-fake-broken", "0.4.0", (), False,
@@ -352,37 +358,19 @@ def test_lenient_loading_warns_continues_and_lists_the_failures(fake_site: FakeS
 
 
 def test_a_plugin_whose_hook_raises_is_an_error_in_strict_mode(fake_site: FakeSite) -> None:
-    fake_site.add(
-        "tidings-fake-raises",
-        "2.0",
-        "fakeraises = tidings_fake_raises\n",
-        tidings_fake_raises=HOOK_RAISES,
-    )
+    add_raises(fake_site)
 
-    with pytest.raises(PluginLoadError) as caught:
-        Plugins().list()
+    error = strict_load_error()
 
-    assert str(caught.value) == (
-        'plugin "fakeraises" (entry point fakeraises = tidings_fake_raises, '
-        "tidings-fake-raises 2.0) failed in tidings_register_sinks: "
-        "RuntimeError: no credentials configured"
-    )
-    assert isinstance(caught.value.__cause__, RuntimeError)
+    assert str(error) == RAISES_MESSAGE
+    assert isinstance(error.__cause__, RuntimeError)
 
 
 def test_a_sink_type_clash_names_both_plugins(fake_site: FakeSite) -> None:
     add_good(fake_site)
-    fake_site.add(  # added last, so found first: it holds "memory"
-        "tidings-fake-clash",
-        "3.1",
-        "fakeclash = tidings_fake_clash\n",
-        tidings_fake_clash=CLASHES,
-    )
+    add_fake(fake_site, "clash", "3.1", CLASHES)  # added last, so found first: it holds "memory"
 
-    with pytest.raises(PluginLoadError) as caught:
-        Plugins().list()
-
-    assert str(caught.value) == (
+    assert str(strict_load_error()) == (
         'sink type "memory" of plugin "fakegood" (entry point fakegood = tidings_fake_good, '
         'tidings-fake-good 1.2.3) is already provided by plugin "fakeclash" '
         "(tidings-fake-clash 3.1)"
@@ -390,9 +378,7 @@ def test_a_sink_type_clash_names_both_plugins(fake_site: FakeSite) -> None:
 
 
 def test_a_clash_with_a_builtin_names_the_builtin(fake_site: FakeSite) -> None:
-    fake_site.add(
-        "tidings-fake-log", "1.0", "fakelog = tidings_fake_log\n", tidings_fake_log=CLASHES_WITH_LOG
-    )
+    add_fake(fake_site, "log", "1.0", CLASHES_WITH_LOG)
     manager = Plugins(strict=False)
 
     with pytest.warns(PluginLoadWarning) as caught:
@@ -420,10 +406,7 @@ def test_an_entry_point_naming_a_missing_object(fake_site: FakeSite) -> None:
         tidings_fake_attr=OTHER,
     )
 
-    with pytest.raises(PluginLoadError) as caught:
-        Plugins().list()
-
-    assert str(caught.value) == (
+    assert str(strict_load_error()) == (
         'plugin "fakeattr" (entry point fakeattr = tidings_fake_attr:plugin, '
         "tidings-fake-attr 1.0) failed to load: "
         "AttributeError: module 'tidings_fake_attr' has no attribute 'plugin'"
@@ -435,33 +418,24 @@ def test_an_entry_point_named_like_a_builtin_is_refused(fake_site: FakeSite) -> 
         "tidings-fake-http", "9.9", "http = tidings_fake_other\n", tidings_fake_other=OTHER
     )
 
-    with pytest.raises(PluginLoadError) as caught:
-        Plugins().list()
-
-    assert str(caught.value) == (
+    assert str(strict_load_error()) == (
         'plugin "http" (entry point http = tidings_fake_other, tidings-fake-http 9.9) uses a '
         'name that is taken by plugin "http" (built-in, module tidings_http)'
     )
 
 
 def test_a_misspelled_hookimpl_is_an_error_not_silence(fake_site: FakeSite) -> None:
-    site = fake_site.add(
-        "tidings-fake-typo",
-        "0.0.1",
-        "faketypo = tidings_fake_typo\n",
-        tidings_fake_typo=MISSPELLED,
-    )
+    site = add_fake(fake_site, "typo", "0.0.1", MISSPELLED)
 
-    with pytest.raises(PluginLoadError) as caught:
-        Plugins().list()
+    error = strict_load_error()
 
     module_file = site / "tidings_fake_typo.py"
-    assert str(caught.value) == (
+    assert str(error) == (
         'plugin "faketypo" (entry point faketypo = tidings_fake_typo, tidings-fake-typo 0.0.1) '
         "is not a valid plugin: PluginValidationError: unknown hook 'tidings_register_sink' "
         f"in plugin <module 'tidings_fake_typo' from '{module_file}'>"
     )
-    assert isinstance(caught.value.__cause__, pluggy.PluginValidationError)
+    assert isinstance(error.__cause__, pluggy.PluginValidationError)
 
 
 # -- allow and block lists --------------------------------------------------------------------
@@ -471,9 +445,7 @@ def test_disable_blocks_a_builtin_and_a_third_party_plugin(
     fake_site: FakeSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_good(fake_site)
-    fake_site.add(
-        "tidings-fake-other", "1.0", "fakeother = tidings_fake_other\n", tidings_fake_other=OTHER
-    )
+    add_fake(fake_site, "other", "1.0", OTHER)
     monkeypatch.setenv("TIDINGS_DISABLE_PLUGINS", " log , fakegood,")
     manager = Plugins()
 
@@ -508,9 +480,7 @@ def test_load_limits_third_party_plugins_only(
 ) -> None:
     add_good(fake_site)
     add_broken(fake_site)
-    fake_site.add(
-        "tidings-fake-other", "1.0", "fakeother = tidings_fake_other\n", tidings_fake_other=OTHER
-    )
+    add_fake(fake_site, "other", "1.0", OTHER)
     monkeypatch.setenv("TIDINGS_LOAD_PLUGINS", "fakegood,http")
     manager = Plugins()
 

@@ -12,57 +12,8 @@ from typing import Any
 import pytest
 
 import tidings
+from _support import WAIT, GatedSink
 from tidings.testing import CaptureSink
-
-WAIT = 10.0
-"""The bound of every wait for something that should happen at once."""
-
-
-class StalledSink:
-    """A sink whose writes block until the test opens :attr:`gate`.
-
-    ``abort_on_close``: ``close()`` aborts a write in flight (it raises), as an
-    HTTP sink does; otherwise ``close()`` cannot interrupt it.
-    """
-
-    def __init__(self, *, abort_on_close: bool = False) -> None:
-        self.gate = threading.Event()
-        self.abort_on_close = abort_on_close
-        self.batches: list[list[tidings.Event]] = []
-        self.closed = False
-        self.aborted = False
-        self.started = 0
-        self._condition = threading.Condition()
-
-    def __repr__(self) -> str:
-        return "StalledSink()"
-
-    @property
-    def events(self) -> list[tidings.Event]:
-        with self._condition:
-            return [event for batch in self.batches for event in batch]
-
-    def write(self, events: Sequence[tidings.Event]) -> None:
-        with self._condition:
-            self.started += 1
-            self._condition.notify_all()
-        if not self.gate.wait(WAIT):
-            raise AssertionError("the test never released the stalled sink")
-        if self.aborted:
-            raise tidings.DeliveryError("write aborted by close")
-        with self._condition:
-            self.batches.append(list(events))
-
-    def close(self) -> None:
-        self.closed = True
-        if self.abort_on_close:
-            self.aborted = True
-            self.gate.set()
-
-    def wait_started(self, count: int) -> bool:
-        """Wait until ``count`` writes began (the worker is stuck in the last one)."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self.started >= count, WAIT)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
@@ -79,8 +30,8 @@ def make_events(count: int, action: str = "push") -> list[tidings.Event]:
 
 
 @pytest.fixture
-def stalled() -> Iterator[StalledSink]:
-    sink = StalledSink()
+def stalled() -> Iterator[GatedSink]:
+    sink = GatedSink(stalled=True)
     yield sink
     sink.gate.set()
 
@@ -118,7 +69,7 @@ def test_delivers_in_fifo_order(
 
 
 def test_max_batch_hands_only_what_is_queued_without_lingering(
-    stalled: StalledSink, make_queue: Callable[..., tidings.QueueSink]
+    stalled: GatedSink, make_queue: Callable[..., tidings.QueueSink]
 ) -> None:
     queue = make_queue(stalled, max_batch=3)
     events = make_events(8)
@@ -137,7 +88,7 @@ def test_max_batch_hands_only_what_is_queued_without_lingering(
 
 @pytest.mark.parametrize("one_batch", [False, True], ids=["one-by-one", "one-batch"])
 def test_drop_oldest_keeps_the_newest_max_size(
-    stalled: StalledSink,
+    stalled: GatedSink,
     make_queue: Callable[..., tidings.QueueSink],
     caplog: pytest.LogCaptureFixture,
     one_batch: bool,
@@ -170,7 +121,7 @@ def test_drop_oldest_keeps_the_newest_max_size(
 
 @pytest.mark.parametrize("one_batch", [False, True], ids=["one-by-one", "one-batch"])
 def test_drop_newest_keeps_the_oldest(
-    stalled: StalledSink, make_queue: Callable[..., tidings.QueueSink], one_batch: bool
+    stalled: GatedSink, make_queue: Callable[..., tidings.QueueSink], one_batch: bool
 ) -> None:
     queue = make_queue(stalled, max_size=3, overflow="drop_newest")
     events = make_events(7)
@@ -192,7 +143,7 @@ def test_drop_newest_keeps_the_oldest(
 
 
 def test_block_waits_block_timeout_then_drops_and_counts(
-    stalled: StalledSink,
+    stalled: GatedSink,
     make_queue: Callable[..., tidings.QueueSink],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -221,7 +172,7 @@ def test_block_waits_block_timeout_then_drops_and_counts(
 
 
 def test_block_gets_room_once_the_worker_moves_on(
-    stalled: StalledSink, make_queue: Callable[..., tidings.QueueSink]
+    stalled: GatedSink, make_queue: Callable[..., tidings.QueueSink]
 ) -> None:
     queue = make_queue(stalled, max_size=2, overflow="block", block_timeout=WAIT)
     events = make_events(5)
@@ -243,7 +194,7 @@ def test_block_gets_room_once_the_worker_moves_on(
 
 
 def test_flush_returns_false_on_timeout_and_true_once_settled(
-    stalled: StalledSink, make_queue: Callable[..., tidings.QueueSink]
+    stalled: GatedSink, make_queue: Callable[..., tidings.QueueSink]
 ) -> None:
     queue = make_queue(stalled)
     events = make_events(3)
@@ -270,7 +221,7 @@ def test_flush_of_an_idle_queue_is_true_at_once(
 
 
 def test_close_with_a_stalled_sink_returns_by_its_deadline_and_counts_leftovers_lost(
-    stalled: StalledSink,
+    stalled: GatedSink,
     make_queue: Callable[..., tidings.QueueSink],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -310,7 +261,7 @@ def test_close_with_a_stalled_sink_returns_by_its_deadline_and_counts_leftovers_
 def test_close_aborts_a_write_in_flight_and_counts_it_lost(
     make_queue: Callable[..., tidings.QueueSink], caplog: pytest.LogCaptureFixture
 ) -> None:
-    aborting = StalledSink(abort_on_close=True)
+    aborting = GatedSink(stalled=True, abort_on_close=True)
     queue = make_queue(aborting)
     events = make_events(3)
     queue.write(events)
@@ -326,7 +277,7 @@ def test_close_aborts_a_write_in_flight_and_counts_it_lost(
 
 
 def test_close_hands_leftovers_of_a_stalled_backoff_sink_to_the_dead_letter_sink(
-    stalled: StalledSink, make_queue: Callable[..., tidings.QueueSink]
+    stalled: GatedSink, make_queue: Callable[..., tidings.QueueSink]
 ) -> None:
     dead = CaptureSink()
     backoff = tidings.BackoffSink(stalled, tidings.RetryPolicy(), dead_letter=dead, name="q")
@@ -525,7 +476,7 @@ def test_invalid_options_are_config_errors(
 
 
 def test_close_keeps_its_budget_when_the_dead_letter_sink_is_slow(
-    stalled: StalledSink,
+    stalled: GatedSink,
 ) -> None:
     release = threading.Event()
 
