@@ -214,16 +214,17 @@ class Notifier:
                     f"publish() takes Event objects, got {type(event).__name__} at position {index}"
                 )
         if events:
-            _refused.closed = False
             self._broadcaster.write(events)
-            if _refused.closed and self._closed:
+            if self._closed and getattr(_refused, "closed", False):
+                _refused.closed = False
                 raise SinkClosedError("the notifier closed during publish()")
 
     def _branch_failed(self, sink: Sink, events: Sequence[Event], exc: Exception) -> None:
         if isinstance(exc, SinkClosedError):
-            # close() won the race with this publish: nothing was counted, and the
+            # Nothing was counted. When close() won the race with this publish, the
             # caller hears of it once the other branches had their turn.
-            _refused.closed = True
+            if self._closed:
+                _refused.closed = True
             return
         if isinstance(sink, Endpoint):
             # A failure inside the chain (a filter predicate, say): the events were

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -74,10 +74,3 @@ class SinkContext:
 
 SinkFactory = Callable[..., Sink]
 """``factory(context, **options) -> Sink``; options are explicit keyword parameters."""
-
-
-def describe_factory(factory: Callable[..., Any]) -> str:
-    """A short, readable name of a factory for listings."""
-    qualname = getattr(factory, "__qualname__", None) or repr(factory)
-    module = getattr(factory, "__module__", None)
-    return f"{module}.{qualname}" if module else qualname
