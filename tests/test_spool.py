@@ -31,10 +31,60 @@ def test_append_take_remove_in_order(tmp_path: Path) -> None:
     spool.append([event(n) for n in range(5)])
     first = spool.take(limit=3)
     assert tags(first) == ["0", "1", "2"]
-    assert tags(spool.take(limit=3)) == ["0", "1", "2"], "taking does not remove"
+    second = spool.take(limit=1)
+    assert tags(second) == ["3"], "a taken row is handed out once"
+    spool.untake(second[0])
+    assert spool.count() == 5, "taking does not remove"
     spool.remove([seq for seq, _ in first[0]])
-    assert tags(spool.take(limit=10)) == ["3", "4"]
     assert spool.count() == 2
+    assert tags(spool.take(limit=10)) == ["3", "4"], "an untaken row comes first again"
+    spool.close()
+
+
+def test_rows_taken_but_not_removed_are_left_for_the_next_owner(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    first = Spool(path)
+    first.append([event(n) for n in range(4)])
+    taken = first.take(limit=2)
+    first.remove([taken[0][0][0]])
+    first.close()
+    second = Spool(path)
+    assert second.adopt_orphans() == 3
+    assert tags(second.take(limit=10)) == ["1", "2", "3"]
+    second.close()
+
+
+def test_adopted_rows_and_own_rows_are_taken_oldest_first(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    first = Spool(path)
+    first.append([event(n) for n in range(3)])
+    first.close()
+    second = Spool(path)
+    second.append([event(3), event(4)])
+    assert second.adopt_orphans() == 3
+    assert tags(second.take(limit=2)) == ["0", "1"]
+    second.append([event(5)])
+    assert tags(second.take(limit=10)) == ["2", "3", "4", "5"]
+    assert second.take(limit=10) == ([], 0)
+    second.close()
+
+
+@pytest.mark.parametrize("adopted", [0, 2], ids=["own rows", "with adopted rows"])
+def test_drop_oldest_deletes_the_oldest_rows_not_taken(tmp_path: Path, adopted: int) -> None:
+    path = tmp_path / "hooks.db"
+    if adopted:
+        earlier = Spool(path)
+        earlier.append([event(100 + n) for n in range(adopted)])
+        earlier.close()
+    spool = Spool(path)
+    spool.append([event(n) for n in range(5)])
+    assert spool.adopt_orphans() == adopted
+    spool.take(limit=1)
+    assert spool.drop_oldest(2) == 2
+    oldest_first = [str(100 + n) for n in range(adopted)] + [str(n) for n in range(5)]
+    remaining = oldest_first[1 + 2 :]  # one taken, two dropped
+    assert tags(spool.take(limit=10)) == remaining
+    assert spool.count() == len(remaining) + 1
     spool.close()
 
 
@@ -134,13 +184,16 @@ def test_rows_of_a_killed_process_are_adopted(tmp_path: Path) -> None:
 def test_undecodable_row_is_quarantined_and_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spool = Spool(tmp_path / "hooks.db", where='endpoint "hooks": queue.path')
-    spool.append([event(1)])
+    earlier = Spool(tmp_path / "hooks.db")
+    earlier.append([event(1)])
     db = sqlite3.connect(tmp_path / "hooks.db")
-    db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (spool.token, b"{not json"))
+    db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (earlier.token, b"{not json"))
     db.commit()
     db.close()
-    spool.append([event(2)])
+    earlier.append([event(2)])
+    earlier.close()
+    spool = Spool(tmp_path / "hooks.db", where='endpoint "hooks": queue.path')
+    assert spool.adopt_orphans() == 3
     taken = spool.take(limit=10)
     assert tags(taken) == ["1", "2"]
     assert taken[1] == 1

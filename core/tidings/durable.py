@@ -14,7 +14,7 @@ from .events import Event
 from .metrics import EndpointStats
 from .queue import QueueSink
 from .sink import Sink
-from .spool import Spool
+from .spool import Spool, SpoolError
 
 __all__ = ["DurableQueueSink"]
 
@@ -54,9 +54,12 @@ class DurableQueueSink(QueueSink):
         name: str | None = None,
     ) -> None:
         self.spool = spool
-        self._stored = 0  # rows owned: committed or being committed, queued or in flight
-        self._available = 0  # committed rows the worker may take
-        self._in_flight_seqs: list[int] = []
+        # Rows owned (committed or being committed, queued or in flight) are
+        # _admitted - _released: publishers add under the lock, and only the
+        # worker releases, without it.
+        self._admitted = 0
+        self._released = 0
+        self._in_flight_rows: list[tuple[int, Event]] = []
         self._next_adopt = 0.0
         if isinstance(sink, BackoffSink):
             sink.persist_on_shutdown = True
@@ -72,7 +75,7 @@ class DurableQueueSink(QueueSink):
                 own + adopted,
                 spool.path,
             )
-        self._stored = self._available = own + adopted
+        self._admitted = own + adopted
         self._next_adopt = time.monotonic() + ADOPT_INTERVAL
         super().__init__(
             sink,
@@ -92,7 +95,7 @@ class DurableQueueSink(QueueSink):
 
     def pending(self) -> int:
         """Events in the spool that this process owns: queued, in flight or persisted."""
-        return self._stored
+        return self._admitted - self._released
 
     def _lazy_drops(self) -> int:
         return 0  # every drop is counted when it happens
@@ -104,14 +107,14 @@ class DurableQueueSink(QueueSink):
             if not self._accepting:
                 raise SinkClosedError(f"queue {self.name!r} is closed")
             keep, dropped = self._make_room(len(events))
-            self._stored += keep
+            self._admitted += keep
         if not keep:
             return dropped
         try:
             self.spool.append(events[:keep])
         except TidingsError as exc:
             with self._lock:
-                self._stored -= keep
+                self._admitted -= keep
             self.stats.count_settled("lost", keep)
             self._throttle.log(
                 "spool",
@@ -122,45 +125,41 @@ class DurableQueueSink(QueueSink):
                 exc,
             )
             return dropped
-        with self._lock:
-            self._available += keep
         if self._worker_waiting:
             self._wakeup.set()
         return dropped
 
     def _make_room(self, count: int) -> tuple[int, int]:
         """Apply the overflow policy (lock held): (events to keep, events dropped)."""
-        room = self.max_size - self._stored
+        room = self.max_size - self.pending()
         if count <= room:
             return count, 0
         if self.overflow == "drop_oldest":
             # Delete committed rows that are not in flight; what still does not fit
             # is dropped from the new events.
-            after = self._in_flight_seqs[-1] if self._in_flight_seqs else 0
-            need = min(count - max(room, 0), self._available)
-            removed = self.spool.drop_oldest(need, after=after) if need > 0 else 0
-            self._stored -= removed
-            self._available -= removed
+            need = count - max(room, 0)
+            removed = self.spool.drop_oldest(need)
+            self._admitted -= removed
             room += removed
             keep = max(min(count, room), 0)
             return keep, removed + (count - keep)
         if self.overflow == "block":
             deadline = time.monotonic() + self.block_timeout
-            while self.max_size - self._stored < count and self._accepting:
+            while self.max_size - self.pending() < count and self._accepting:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 if self._worker_waiting:
                     self._wakeup.set()
                 self._not_full.wait(remaining)
-            room = self.max_size - self._stored
+            room = self.max_size - self.pending()
         keep = max(min(count, room), 0)
         return keep, count - keep
 
     # -- the worker's side ---------------------------------------------------------
 
     def _has_work(self) -> bool:
-        return self._available > 0
+        return self.spool.untaken() > 0
 
     def _idle_wait(self) -> None:
         self._wakeup.wait(ADOPT_INTERVAL)
@@ -177,8 +176,7 @@ class DurableQueueSink(QueueSink):
                 return
             if adopted:
                 self.stats.count_accepted(adopted)
-                self._stored += adopted
-                self._available += adopted
+                self._admitted += adopted
         if adopted:
             logger.info(
                 "endpoint %r: adopted %d events a stopped process left in the spool",
@@ -208,41 +206,38 @@ class DurableQueueSink(QueueSink):
             return []
 
     def _take_rows(self) -> list[Event]:
-        with self._lock:
-            if self._available <= 0:
-                return []
-            rows, quarantined = self.spool.take(self.max_batch)
-            if not rows and not quarantined:
-                # The rows are gone (taken over by another process, or deleted by
-                # hand): believe the database, not the count.
-                self._stored = self._available = self.spool.count()
-                logger.warning(
-                    "endpoint %r: the spool %s holds fewer events than expected; recounted",
-                    self.name,
-                    self.spool.path,
-                )
-                return []
-            if quarantined:
-                # Undecodable rows are out of the queue; they were counted accepted.
-                self._stored -= quarantined
-                self._available -= quarantined
-                self.stats.count_settled("lost", quarantined)
-            self._in_flight_seqs = [seq for seq, _ in rows]
-            self._available -= len(rows)
+        if not self.spool.untaken():
+            return []
+        rows, quarantined = self.spool.take(self.max_batch)
+        if not rows and not quarantined:
+            # The rows are gone (taken over by another process, or deleted by
+            # hand): believe the database, not the count.
+            with self._lock:
+                self._admitted = self._released + self.spool.recount()
+            logger.warning(
+                "endpoint %r: the spool %s holds fewer events than expected; recounted",
+                self.name,
+                self.spool.path,
+            )
+            return []
+        if quarantined:
+            # Undecodable rows are out of the queue; they were counted accepted.
+            self._released += quarantined
+            self.stats.count_settled("lost", quarantined)
+        if rows:
             self._in_flight = len(rows)
-            return [event for _, event in rows]
+            self._in_flight_rows = rows
+        return [event for _, event in rows]
 
     def _taken_done(self, batch: list[Event], settled: bool) -> None:
+        rows = self._in_flight_rows
+        self._in_flight_rows = []
         if settled:
-            # Outside the lock: a locked database must not hold up publishers.
-            self._remove(self._in_flight_seqs)
-        with self._lock:
-            if settled:
-                self._stored -= len(batch)
-            else:
-                # Interrupted by shutdown: the rows stay for the next start.
-                self._available += len(batch)
-            self._in_flight_seqs = []
+            self._remove([seq for seq, _ in rows])
+            self._released += len(rows)
+        else:
+            # Interrupted by shutdown: the rows stay for the next start.
+            self.spool.untake(rows)
 
     def _remove(self, seqs: list[int]) -> None:
         """Delete settled rows, retrying a locked database until it works or the
@@ -251,7 +246,7 @@ class DurableQueueSink(QueueSink):
             try:
                 self.spool.remove(seqs)
                 return
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, SpoolError) as exc:
                 self._spool_trouble("removing delivered events", exc)
             if self._stop or not self._pause(SPOOL_RETRY):
                 break
@@ -279,7 +274,7 @@ class DurableQueueSink(QueueSink):
     @property
     def persisted(self) -> int:
         """Rows left in the spool (after close: for the next start)."""
-        return self._stored
+        return self.pending()
 
     def finish(self, timeout: float = 0.25) -> list[Event]:
         """Stop the worker, keep what is left in the spool, and close it."""
@@ -289,11 +284,11 @@ class DurableQueueSink(QueueSink):
         else:
             # The worker still holds a batch; it closes the spool when it returns.
             threading.Thread(target=self._close_spool_later, daemon=True).start()
-        if self._stored:
+        if self.pending():
             logger.info(
                 "endpoint %r: %d undelivered events kept in the spool %s",
                 self.name,
-                self._stored,
+                self.pending(),
                 self.spool.path,
             )
         return leftovers
@@ -305,7 +300,7 @@ class DurableQueueSink(QueueSink):
     def after_fork_in_child(self) -> None:
         """Start over in a forked child: a new spool owner, nothing queued."""
         self.spool.reopen_after_fork()
-        self._stored = self._available = 0
-        self._in_flight_seqs = []
+        self._admitted = self._released = 0
+        self._in_flight_rows = []
         self._next_adopt = time.monotonic() + ADOPT_INTERVAL
         super().after_fork_in_child()

@@ -4,6 +4,11 @@
 share one commit (group commit): the first thread to find no commit under way
 writes everything queued so far in one transaction while the others wait for it.
 
+The rows this process committed are also kept in memory, in order, until the
+worker takes them: the worker reads the database only for rows it did not
+write itself (left by an earlier run or adopted), and the deletions of settled
+rows join the next group commit instead of committing on their own.
+
 Ownership instead of per-row timers: every process that opens a spool takes an
 exclusive ``flock`` on its own lock file beside the database and stamps the rows
 it appends with its token. A process delivers only its own rows, in order, and
@@ -28,8 +33,10 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import ConfigError, TidingsError
 from .events import Event, encode_json
@@ -54,6 +61,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+_ROWS_PER_INSERT = 250
+"""Rows per INSERT statement (SQLite limits the terms of a VALUES list)."""
+_ROWS_PER_DELETE = 500
+"""Rows per DELETE statement (SQLite limits the parameters of a statement)."""
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class SpoolError(TidingsError):
@@ -84,14 +100,28 @@ class Spool:
         self.where = where
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
+        self._db_lock = threading.Lock()
+        self._reset_state()
+        self._open()
+
+    def _reset_state(self) -> None:
         self._commit_done = threading.Condition(self._lock)
-        self._waiting: list[bytes] = []
+        self._waiting: list[tuple[bytes, Event]] = []
+        self._removing: list[int] = []
         self._generation = 0
         self._committed = -1
         self._committing = False
-        self._failures: dict[int, BaseException] = {}
-        self._db_lock = threading.Lock()
-        self._open()
+        # generation -> (why its inserts failed, why its deletions failed)
+        self._failures: dict[int, tuple[BaseException | None, BaseException | None]] = {}
+        # Rows this process committed and the worker has not taken, oldest first.
+        # It, _unmirrored and _out change under _mirror_lock, and only with
+        # _db_lock held too where the database changes with them.
+        self._mirror_lock = threading.Lock()
+        self._mirror: deque[tuple[int, Event]] = deque()
+        # Own rows in the database that are not in the mirror: resumed or adopted.
+        self._unmirrored = 0
+        # Rows handed out by take() and neither removed nor given back yet.
+        self._out: set[int] = set()
 
     # -- opening ---------------------------------------------------------------
 
@@ -172,10 +202,22 @@ class Spool:
 
     def append(self, events: Sequence[Event]) -> None:
         """Commit ``events``; returns once they are durable (per ``synchronous``)."""
-        bodies = [_encode(event) for event in events]
+        self._commit([(_encode(event), event) for event in events], ())
+
+    def remove(self, seqs: Sequence[int]) -> None:
+        """Delete settled rows; returns once the deletion is committed (it shares
+        the commit of whatever is being appended meanwhile)."""
+        if seqs:
+            self._commit([], seqs)
+
+    def _commit(self, rows: list[tuple[bytes, Event]], removals: Sequence[int]) -> None:
+        """Queue rows to insert and seqs to delete for the next commit, and return
+        once that commit is done: the first caller to find no commit under way
+        leads it, writing everything queued so far in one transaction."""
         with self._lock:
             generation = self._generation
-            self._waiting.extend(bodies)
+            self._waiting.extend(rows)
+            self._removing.extend(removals)
             while self._committed < generation:
                 if self._committing:
                     self._commit_done.wait()
@@ -183,40 +225,95 @@ class Spool:
                 # Lead this commit: take everything waiting, including later arrivals.
                 self._committing = True
                 batch, self._waiting = self._waiting, []
+                removing, self._removing = self._removing, []
                 leading = self._generation
                 self._generation += 1
                 self._lock.release()
-                error: BaseException | None = None
                 try:
-                    self._insert(batch)
+                    failures = self._write(batch, removing)
                 except BaseException as exc:
-                    error = exc
+                    failures = (exc, exc)
                 finally:
                     self._lock.acquire()
                 self._committing = False
                 self._committed = leading
-                if error is not None:
-                    self._failures[leading] = error
+                if failures != (None, None):
+                    self._failures[leading] = failures
                 self._commit_done.notify_all()
-            error = self._failures.get(generation)
-            if error is not None:
-                raise SpoolError(f"{self.where}: cannot write the spool {self.path}: {error}")
+            failed = self._failures.get(generation, (None, None))[0 if rows else 1]
+            if failed is not None:
+                raise SpoolError(f"{self.where}: cannot write the spool {self.path}: {failed}")
             # Forget old failures: every waiter of those generations has seen them.
             for stale in [key for key in self._failures if key < generation - 1000]:
                 del self._failures[stale]
 
-    def _insert(self, bodies: list[bytes]) -> None:
+    def _write(
+        self, rows: list[tuple[bytes, Event]], removals: list[int]
+    ) -> tuple[BaseException | None, BaseException | None]:
+        """Delete ``removals`` and insert ``rows``; return what went wrong with each.
+
+        The two need no common transaction: either may fail alone. Each is one
+        statement, so its own transaction, whenever it fits in one: a call into
+        SQLite releases the interpreter lock, and getting it back is what costs
+        when many threads publish.
+        """
+        failures: list[BaseException | None] = [None, None]
         with self._db_lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if removals:
+                try:
+                    # Deleting a row twice does no harm: no transaction across chunks.
+                    self._delete(removals)
+                    with self._mirror_lock:
+                        self._out.difference_update(removals)
+                except sqlite3.Error as exc:
+                    failures[1] = exc
+            if not rows:
+                return failures[0], failures[1]
             try:
-                self._db.executemany(
-                    "INSERT INTO events (owner, body) VALUES (?, ?)",
-                    [(self.token, body) for body in bodies],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                last = self._atomically(self._insert, rows, len(rows) > _ROWS_PER_INSERT)
+            except sqlite3.Error as exc:
+                failures[0] = exc
+            else:
+                # The rows were inserted under the write lock, so their seqs are consecutive.
+                seqs = range(last - len(rows) + 1, last + 1)
+                with self._mirror_lock:
+                    self._mirror.extend(zip(seqs, [event for _, event in rows], strict=True))
+        return failures[0], failures[1]
+
+    def _atomically(self, action: Callable[[_T], _R], argument: _T, transaction: bool) -> _R:
+        """``action(argument)``, in an explicit transaction when it takes more than
+        one statement (_db_lock held)."""
+        if not transaction:
+            return action(argument)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            result = action(argument)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _insert(self, rows: list[tuple[bytes, Event]]) -> int:
+        """Insert rows by multi-row INSERTs; return the seq of the last one."""
+        last = 0
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            values = ",".join(f"(?1,?{index})" for index in range(2, len(chunk) + 2))
+            cursor = self._db.execute(
+                f"INSERT INTO events (owner, body) VALUES {values}",
+                (self.token, *[body for body, _ in chunk]),
+            )
+            last = cursor.lastrowid or 0
+        return last
+
+    def _delete(self, seqs: Sequence[int]) -> None:
+        """Delete rows by seq (_db_lock held)."""
+        # In chunks: SQLite limits the parameters of one statement.
+        for start in range(0, len(seqs), _ROWS_PER_DELETE):
+            chunk = tuple(seqs[start : start + _ROWS_PER_DELETE])
+            marks = ",".join("?" * len(chunk))
+            self._db.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
 
     # -- the worker's side ---------------------------------------------------------
 
@@ -254,29 +351,69 @@ class Spool:
             cursor = self._db.execute(
                 "UPDATE events SET owner = ? WHERE owner = ?", (self.token, owner)
             )
+            with self._mirror_lock:
+                self._unmirrored += cursor.rowcount
             return cursor.rowcount
 
     def take(self, limit: int) -> tuple[list[tuple[int, Event]], int]:
-        """The oldest ``limit`` own rows, decoded: ``(rows, quarantined)``.
+        """Hand out the oldest ``limit`` own rows not taken yet: ``(rows, quarantined)``.
 
-        A row that cannot be decoded is moved to the ``quarantine`` table with a
-        warning and counted in ``quarantined`` instead; it never blocks the queue.
+        A taken row stays in the database until :meth:`remove` deletes it (or
+        :meth:`untake` hands it back). A row that cannot be decoded is moved to
+        the ``quarantine`` table with a warning and counted in ``quarantined``
+        instead; it never blocks the queue.
         """
-        with self._db_lock:
-            rows = self._db.execute(
-                "SELECT seq, body FROM events WHERE owner = ? ORDER BY seq LIMIT ?",
-                (self.token, limit),
-            ).fetchall()
+        mirror = self._mirror
+        with self._mirror_lock:
+            if not self._unmirrored:
+                rows = [mirror.popleft() for _ in range(min(limit, len(mirror)))]
+                self._out.update(seq for seq, _ in rows)
+                return rows, 0
+        with self._db_lock, self._mirror_lock:
+            picked: list[tuple[int, Event | bytes]] = []
+            for seq, body in self._untaken("seq, body", limit):
+                self._out.add(seq)
+                if self._mirrored(seq):
+                    picked.append(mirror.popleft())
+                else:
+                    self._unmirrored -= 1
+                    picked.append((seq, body))
         taken: list[tuple[int, Event]] = []
         quarantined = 0
-        for seq, body in rows:
+        for seq, item in picked:
+            if isinstance(item, Event):
+                taken.append((seq, item))
+                continue
             try:
-                data = json.loads(body)
-                taken.append((seq, Event.from_dict(data)))
+                taken.append((seq, Event.from_dict(json.loads(item))))
             except (ValueError, TypeError) as exc:
-                self._quarantine(seq, body, exc)
+                self._quarantine(seq, item, exc)
                 quarantined += 1
         return taken, quarantined
+
+    def _mirrored(self, seq: int) -> bool:
+        """Whether the oldest row of the mirror is row ``seq``, which the database
+        just listed as the oldest own row left (_db_lock held)."""
+        mirror = self._mirror
+        # Mirrored rows older than ``seq`` are gone from the database (deleted
+        # behind this process's back): forget them.
+        while mirror and mirror[0][0] < seq:
+            mirror.popleft()
+        return bool(mirror) and mirror[0][0] == seq
+
+    def _untaken(self, columns: str, limit: int) -> list[Any]:
+        """The oldest ``limit`` own rows in the database not handed out (_db_lock held)."""
+        rows = self._db.execute(
+            f"SELECT {columns} FROM events WHERE owner = ? ORDER BY seq LIMIT ?",
+            (self.token, limit + len(self._out)),
+        ).fetchall()
+        return [row for row in rows if row[0] not in self._out][:limit]
+
+    def untake(self, rows: Sequence[tuple[int, Event]]) -> None:
+        """Give back rows taken and not removed: the next take hands them out first."""
+        with self._mirror_lock:
+            self._mirror.extendleft(reversed(rows))
+            self._out.difference_update(seq for seq, _ in rows)
 
     def _quarantine(self, seq: int, body: object, exc: Exception) -> None:
         logger.warning(
@@ -294,33 +431,24 @@ class Spool:
             self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
             self._db.execute("COMMIT")
 
-    def remove(self, seqs: Sequence[int]) -> None:
-        """Delete settled rows, in one transaction."""
-        if not seqs:
-            return
-        with self._db_lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # In chunks: SQLite limits the parameters of one statement.
-                for start in range(0, len(seqs), 500):
-                    chunk = tuple(seqs[start : start + 500])
-                    marks = ",".join("?" * len(chunk))
-                    self._db.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def drop_oldest(self, count: int, *, after: int) -> int:
-        """Delete up to ``count`` of the oldest own rows not yet taken (those after
-        sequence ``after``); return how many were deleted."""
-        with self._db_lock:
-            cursor = self._db.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE owner = ? "
-                "AND seq > ? ORDER BY seq LIMIT ?)",
-                (self.token, after, count),
-            )
-            return cursor.rowcount
+    def drop_oldest(self, count: int) -> int:
+        """Delete up to ``count`` of the oldest own rows not taken; return how many
+        were deleted."""
+        mirror = self._mirror
+        with self._db_lock, self._mirror_lock:
+            if self._unmirrored:
+                seqs = [row[0] for row in self._untaken("seq", count)]
+            else:
+                seqs = [mirror[index][0] for index in range(min(count, len(mirror)))]
+            if not seqs:
+                return 0
+            self._atomically(self._delete, seqs, len(seqs) > _ROWS_PER_DELETE)
+            for seq in seqs:
+                if self._mirrored(seq):
+                    mirror.popleft()
+                else:
+                    self._unmirrored -= 1
+            return len(seqs)
 
     def count(self) -> int:
         """Rows this process owns."""
@@ -329,6 +457,20 @@ class Spool:
                 "SELECT count(*) FROM events WHERE owner = ?", (self.token,)
             ).fetchone()
         return int(row[0])
+
+    def recount(self) -> int:
+        """Believe the database: forget the mirror and count the own rows again."""
+        with self._db_lock, self._mirror_lock:
+            row = self._db.execute(
+                "SELECT count(*) FROM events WHERE owner = ?", (self.token,)
+            ).fetchone()
+            self._mirror.clear()
+            self._unmirrored = int(row[0]) - len(self._out)
+        return self._unmirrored
+
+    def untaken(self) -> int:
+        """Own rows committed and not handed out by :meth:`take` (a passing read)."""
+        return len(self._mirror) + self._unmirrored
 
     def quarantined(self) -> int:
         """Rows in the quarantine table."""
@@ -360,13 +502,8 @@ class Spool:
         cross a fork); the parent keeps its rows and its lock.
         """
         self._lock = threading.Lock()
-        self._commit_done = threading.Condition(self._lock)
-        self._waiting = []
-        self._generation = 0
-        self._committed = -1
-        self._committing = False
-        self._failures = {}
         self._db_lock = threading.Lock()
+        self._reset_state()
         inherited_fd = self._owner_fd
         self._open()
         # The child's copy of the parent's lock fd would keep the parent "alive".
