@@ -206,33 +206,32 @@ class BackoffSink:
         if self.stats.disabled:
             self._settle(events, "endpoint disabled", attempts=0, error=None)
             return
-        if not self._wait_for_pause():
+        if (self._paused_until > self._clock() or self._wake.is_set()) and (
+            not self._wait_for_pause()
+        ):
             self._settle(events, "shutdown", attempts=0, error=None)
             return
-        policy = self.policy
         # Wall-clock seconds; turned into datetimes only for a dead letter.
         first_attempt = time.time()
         start = self._clock()
-        attempt = 0
+        try:
+            self._sink.write(events)
+        except Exception as exc:
+            self._retry(events, exc, first_attempt, start)
+            return
+        self._failed_writes = 0
+        # Wall clock, as the events' timestamps are: see EndpointMetrics.
+        self.stats.count_delivered(events, 1, time.time())
+
+    def _retry(
+        self, events: Sequence[Event], error: Exception, first_attempt: float, start: float
+    ) -> None:
+        """The first attempt failed with ``error``: retry by the policy, then settle."""
+        policy = self.policy
+        attempt = 1
+        last_attempt = first_attempt
         traceback_logged = False
         while True:
-            attempt += 1
-            last_attempt = time.time() if attempt > 1 else first_attempt
-            try:
-                self._sink.write(events)
-            except Exception as exc:
-                error: Exception = exc
-            else:
-                self._failed_writes = 0
-                # Wall clock, as the events' timestamps are: see EndpointMetrics.
-                now = time.time()
-                self.stats.count_settled(
-                    "delivered",
-                    len(events),
-                    attempts=attempt,
-                    latencies=[now - event.timestamp.timestamp() for event in events],
-                )
-                return
             self.stats.count_error(_describe(error))
             if not isinstance(error, DeliveryError) and not traceback_logged:
                 traceback_logged = True
@@ -253,7 +252,16 @@ class BackoffSink:
                     self._announce_retry(error, attempt, delay, len(events))
                     if self._wait(delay) and self._wait_for_pause():
                         self.stats.count_retry()
-                        continue
+                        attempt += 1
+                        last_attempt = time.time()
+                        try:
+                            self._sink.write(events)
+                        except Exception as exc:
+                            error = exc
+                            continue
+                        self._failed_writes = 0
+                        self.stats.count_delivered(events, attempt, time.time())
+                        return
                     reason = "shutdown"
             if reason != "shutdown" and not isinstance(error, EndpointGoneError):
                 self._failed_writes += 1

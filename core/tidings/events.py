@@ -157,6 +157,12 @@ class Event:
     _timestamp_text: str | None = attrs.field(
         default=None, eq=False, repr=False, alias="_timestamp_text"
     )
+    # Seconds since the epoch, for the delivery-latency histogram of every delivery.
+    _epoch: float = attrs.field(init=False, eq=False, repr=False)
+
+    @_epoch.default
+    def _epoch_of_timestamp(self) -> float:
+        return self.timestamp.timestamp()
 
     @property
     def timestamp_text(self) -> str:

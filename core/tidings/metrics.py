@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 
+from .events import Event
+
 __all__ = [
     "DELIVERY_BUCKETS",
     "EndpointMetrics",
@@ -320,6 +322,24 @@ class EndpointStats:
                     counts[bisect_left(DELIVERY_BUCKETS, observed)] += 1
                     total += observed
                 self._latency_sum += total
+
+    def count_delivered(self, events: Sequence[Event], attempts: int, now: float) -> None:
+        """Count ``events`` delivered after ``attempts`` attempts at ``now`` (seconds
+        since the epoch): the hot path of :meth:`count_settled`, whose histogram
+        gets each event's age (from its timestamp)."""
+        n = len(events)
+        with self._lock:
+            counts = self._latency_counts
+            self.delivered += n
+            self._attempts[attempts] = self._attempts.get(attempts, 0) + n
+            total = self._latency_sum
+            for event in events:
+                seconds = now - event._epoch
+                if seconds < 0.0:
+                    seconds = 0.0
+                counts[bisect_left(DELIVERY_BUCKETS, seconds)] += 1
+                total += seconds
+            self._latency_sum = total
 
     def count_error(self, description: str) -> None:
         """Count one failed attempt and remember it as the last error."""

@@ -262,13 +262,16 @@ class QueueSink:
                 self._idle.notify_all()
 
     def _work(self) -> None:
+        # Bound once: this loop runs once per batch, often one event.
+        take, deliver, taken_done = self._take, self._deliver, self._taken_done
+        blocking = self.overflow == "block"
         while not self._stop:
-            batch = self._take()
+            batch = take()
             if batch:
-                settled = self._deliver(batch)
-                self._taken_done(batch, settled)
+                settled = deliver(batch)
+                taken_done(batch, settled)
                 self._in_flight = 0
-                if self.overflow == "block":
+                if blocking:
                     with self._lock:
                         self._not_full.notify_all()
                 if not settled:
