@@ -561,9 +561,28 @@ def _tidings_threaded(
     return publish_median, events / elapsed, events / publishing, events / sent
 
 
+def _durable_log_publish(threads: int, per_thread: int, path: Path) -> float:
+    """Median publish() of 8 publishers into a durable queue whose sink does no work
+    (a log sink on the silent logger): the queue and spool's own cost."""
+    events = threads * per_thread
+    endpoint = log_endpoints(1, max_size=events + 1)[0]
+    endpoint["queue"].update(max_batch=100, path=str(path))
+    hub = notifier([endpoint])
+    event = example_event()
+    try:
+        hub.publish(event)
+        _flush(hub)
+        publish_median, _ = _threaded(lambda: hub.publish(event), threads, per_thread)
+        _flush(hub)
+    finally:
+        hub.close(30)
+    return publish_median
+
+
 def durable(scale: Scale) -> list[dict[str, Any]]:
     threads, per_thread = 8, scale.durable_per_thread
     runs: dict[str, list[float]] = {
+        "durable-quiet-publish": [],
         "durable-publish": [],
         "durable-rate": [],
         "memory-publish": [],
@@ -584,6 +603,8 @@ def durable(scale: Scale) -> list[dict[str, Any]]:
             runs["durable-rate"].append(rate)
             runs["durable-publishing"].append(publishing)
             runs["durable-batch"].append(per_request)
+            quiet = _durable_log_publish(threads, per_thread, Path(tmp, f"quiet-{rep}.db"))
+            runs["durable-quiet-publish"].append(quiet * 1e6)
             publish_median, rate, _, per_request = _tidings_threaded(
                 receiver, threads, per_thread, None
             )
@@ -619,6 +640,13 @@ def durable(scale: Scale) -> list[dict[str, Any]]:
     )
     result.add(
         "memory-rate", "tidings delivery, memory queue (B2's endpoint)", runs["memory-rate"], EPS
+    )
+    result.add(
+        "durable-quiet-publish",
+        "durable publish() median, a sink doing no work (log, silent logger)",
+        runs["durable-quiet-publish"],
+        US,
+        diagnostic=True,
     )
     result.add(
         "memory-publish",
