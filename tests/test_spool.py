@@ -259,6 +259,59 @@ def test_append_failure_reaches_every_waiting_publisher(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_a_failed_deletion_fails_only_the_remover(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    spool = Spool(path, where='endpoint "hooks": queue.path')
+    spool.append([event(1)])
+    taken = spool.take(limit=1)[0]
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute(
+        "CREATE TRIGGER keep BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'kept'); END"
+    )
+    with pytest.raises(tidings.TidingsError) as caught:
+        spool.remove([taken[0][0]])
+    assert str(caught.value) == f'endpoint "hooks": queue.path: cannot write the spool {path}: kept'
+    spool.append([event(2)])  # appending still works
+    blocker.execute("DROP TRIGGER keep")
+    blocker.close()
+    spool.remove([taken[0][0]])
+    assert tags(spool.take(limit=10)) == ["2"]
+    assert spool.count() == 1
+    spool.close()
+
+
+def test_many_publishers_and_a_remover_share_commits(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "hooks.db")
+    barrier = threading.Barrier(5)
+    removed: list[str] = []
+    stop = threading.Event()
+
+    def publish(thread: int) -> None:
+        barrier.wait(timeout=10)
+        for n in range(300):
+            spool.append([event(thread * 1000 + n)])
+
+    def remove() -> None:
+        barrier.wait(timeout=10)
+        while not stop.is_set() or spool.untaken():
+            rows, _ = spool.take(limit=7)
+            spool.remove([seq for seq, _ in rows])
+            removed.extend(tags((rows, 0)))
+
+    threads = [threading.Thread(target=publish, args=(t,)) for t in range(4)]
+    remover = threading.Thread(target=remove)
+    for thread in [*threads, remover]:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    stop.set()
+    remover.join(60)
+    assert not remover.is_alive()
+    assert sorted(removed) == sorted(str(t * 1000 + n) for t in range(4) for n in range(300))
+    assert spool.count() == 0
+    spool.close()
+
+
 def test_a_forked_child_gets_its_own_owner_and_connection(tmp_path: Path) -> None:
     path = tmp_path / "hooks.db"
     spool = Spool(path)

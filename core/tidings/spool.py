@@ -2,7 +2,7 @@
 
 ``publish()`` returns only after the event is committed. Many publishing threads
 share one commit (group commit): the first thread to find no commit under way
-writes everything queued so far in one transaction while the others wait for it.
+writes everything queued so far at once while the others wait for it.
 
 The rows this process committed are also kept in memory, in order, until the
 worker takes them: the worker reads the database only for rows it did not
@@ -72,6 +72,9 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+_new_gate = threading.Lock
+
+
 class SpoolError(TidingsError):
     """The spool cannot be read or written."""
 
@@ -105,7 +108,7 @@ class Spool:
         self._open()
 
     def _reset_state(self) -> None:
-        self._commit_done = threading.Condition(self._lock)
+        self._sleepers: list[threading.Lock] = []  # gates of waiting committers
         self._waiting: list[tuple[bytes, Event]] = []
         self._removing: list[int] = []
         self._generation = 0
@@ -213,39 +216,64 @@ class Spool:
     def _commit(self, rows: list[tuple[bytes, Event]], removals: Sequence[int]) -> None:
         """Queue rows to insert and seqs to delete for the next commit, and return
         once that commit is done: the first caller to find no commit under way
-        leads it, writing everything queued so far in one transaction."""
-        with self._lock:
+        leads it, writing everything queued so far at once."""
+        lock = self._lock
+        lock.acquire()
+        held = True
+        try:
             generation = self._generation
             self._waiting.extend(rows)
             self._removing.extend(removals)
             while self._committed < generation:
-                if self._committing:
-                    self._commit_done.wait()
+                if not self._committing:
+                    self._lead()
                     continue
-                # Lead this commit: take everything waiting, including later arrivals.
-                self._committing = True
-                batch, self._waiting = self._waiting, []
-                removing, self._removing = self._removing, []
-                leading = self._generation
-                self._generation += 1
-                self._lock.release()
-                try:
-                    failures = self._write(batch, removing)
-                except BaseException as exc:
-                    failures = (exc, exc)
-                finally:
-                    self._lock.acquire()
-                self._committing = False
-                self._committed = leading
-                if failures != (None, None):
-                    self._failures[leading] = failures
-                self._commit_done.notify_all()
-            failed = self._failures.get(generation, (None, None))[0 if rows else 1]
-            if failed is not None:
-                raise SpoolError(f"{self.where}: cannot write the spool {self.path}: {failed}")
+                # Sleep on a gate of one's own, which the leader opens when its
+                # commit ends. Unlike a Condition, a waiter whose commit is done
+                # returns without taking the lock again.
+                gate = _new_gate()
+                gate.acquire()
+                self._sleepers.append(gate)
+                lock.release()
+                held = False
+                gate.acquire()
+                if self._committed >= generation:
+                    break
+                lock.acquire()
+                held = True
+            failures = self._failures.get(generation)
+        finally:
+            if held:
+                lock.release()
+        failed = None if failures is None else failures[0 if rows else 1]
+        if failed is not None:
+            raise SpoolError(f"{self.where}: cannot write the spool {self.path}: {failed}")
+
+    def _lead(self) -> None:
+        """Commit everything waiting, including later arrivals (_lock held; it is
+        released while SQLite works), then wake every waiter."""
+        self._committing = True
+        batch, self._waiting = self._waiting, []
+        removing, self._removing = self._removing, []
+        leading = self._generation
+        self._generation += 1
+        self._lock.release()
+        try:
+            failures = self._write(batch, removing)
+        except BaseException as exc:
+            failures = (exc, exc)
+        finally:
+            self._lock.acquire()
+        self._committing = False
+        self._committed = leading
+        if failures != (None, None):
+            self._failures[leading] = failures
             # Forget old failures: every waiter of those generations has seen them.
-            for stale in [key for key in self._failures if key < generation - 1000]:
+            for stale in [key for key in self._failures if key < leading - 1000]:
                 del self._failures[stale]
+        sleepers, self._sleepers = self._sleepers, []
+        for gate in sleepers:
+            gate.release()
 
     def _write(
         self, rows: list[tuple[bytes, Event]], removals: list[int]
