@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -309,6 +310,29 @@ def test_many_publishers_and_a_remover_share_commits(tmp_path: Path) -> None:
     assert not remover.is_alive()
     assert sorted(removed) == sorted(str(t * 1000 + n) for t in range(4) for n in range(300))
     assert spool.count() == 0
+    spool.close()
+
+
+def test_wait_for_commit_returns_once_the_commit_under_way_ends(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "hooks.db")
+    spool.wait_for_commit()  # none under way: returns at once
+    spool._db_lock.acquire()  # the next commit stalls inside SQLite's turn
+    appender = threading.Thread(target=spool.append, args=([event(1)],))
+    appender.start()
+    deadline = time.monotonic() + 10
+    while not spool._committing and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert spool._committing
+    waiter = threading.Thread(target=spool.wait_for_commit)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive(), "returned while the commit was under way"
+    spool._db_lock.release()
+    waiter.join(10)
+    appender.join(10)
+    assert not waiter.is_alive()
+    assert not appender.is_alive()
+    assert spool.untaken() == 1
     spool.close()
 
 

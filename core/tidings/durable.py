@@ -206,8 +206,12 @@ class DurableQueueSink(QueueSink):
             return []
 
     def _take_rows(self) -> list[Event]:
-        if not self.spool.untaken():
+        untaken = self.spool.untaken()
+        if not untaken:
             return []
+        if untaken < self.max_batch:
+            # Publishers are committing more: a fuller batch is worth that wait.
+            self.spool.wait_for_commit()
         rows, quarantined = self.spool.take(self.max_batch)
         if not rows and not quarantined:
             # The rows are gone (taken over by another process, or deleted by

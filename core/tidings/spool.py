@@ -249,6 +249,16 @@ class Spool:
         if failed is not None:
             raise SpoolError(f"{self.where}: cannot write the spool {self.path}: {failed}")
 
+    def wait_for_commit(self) -> None:
+        """If a commit is under way, wait until it ends."""
+        with self._lock:
+            if not self._committing:
+                return
+            gate = _new_gate()
+            gate.acquire()
+            self._sleepers.append(gate)
+        gate.acquire()
+
     def _lead(self) -> None:
         """Commit everything waiting, including later arrivals (_lock held; it is
         released while SQLite works), then wake every waiter."""
