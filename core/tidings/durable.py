@@ -38,7 +38,8 @@ class DurableQueueSink(QueueSink):
     the spool (``persisted``); a write interrupted by shutdown keeps its rows too.
 
     ``max_size`` bounds the rows this process owns; the overflow policies are
-    those of :class:`QueueSink`.
+    those of :class:`QueueSink`. Unlike a memory queue's, the worker waits for a
+    commit under way before it takes fewer than ``max_batch`` events.
     """
 
     def __init__(
