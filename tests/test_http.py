@@ -743,6 +743,42 @@ def test_url_credentials_and_query_are_redacted(receiver: Receiver, make_sink: M
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        (  # Slack: the last segment is the secret
+            "/services/T0AB12CD3/B0ABC1DEF2/aB3dE5fG7hJ9kL1mN3pQ5rS7",
+            "/services/T0AB12CD3/B0ABC1DEF2/***",
+        ),
+        (  # Discord: a numeric id, then the token
+            "/api/webhooks/123456789012345678/abcDEF_ghi-JKL123mnoPQR456stuVWX789yz",
+            "/api/webhooks/123456789012345678/***",
+        ),
+        ("/registry/events-v2", "/registry/events-v2"),  # nothing token-like
+    ],
+    ids=["slack", "discord", "plain"],
+)
+def test_token_like_path_segments_are_redacted(
+    receiver: Receiver,
+    make_sink: MakeSink,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    shown: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    base = f"http://127.0.0.1:{receiver.port}"
+    sink = make_sink(base + path)
+    receiver.script(Reply(500))
+    error = delivery_error(sink, [event()])
+    assert str(error) == f"POST {base}{shown}: HTTP 500"
+    assert repr(sink) == f"HttpSink('{base}{shown}', headers={{}}, format='envelope')"
+    assert f"HTTP Request: POST {base}{shown} " in caplog.text
+    [request] = receiver.requests
+    assert request.path == path, "the request itself carries the whole path"
+    if shown != path:
+        assert path.rsplit("/", 1)[1] not in caplog.text
+
+
 def test_httpx_request_log_shows_the_url_redacted(
     receiver: Receiver, make_sink: MakeSink, caplog: pytest.LogCaptureFixture
 ) -> None:

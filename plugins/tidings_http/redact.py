@@ -1,7 +1,9 @@
 """Keep secrets out of logs, errors and ``repr``.
 
-The secrets of an ``http`` sink are its header values, the credentials of its URL
-and the values of its URL's query (tokens often travel there). :func:`redact_url`
+The secrets of an ``http`` sink are its header values, the credentials of its URL,
+the values of its URL's query and the segments of its path that look like
+tokens (Slack, Discord, Teams and Mattermost webhook URLs carry their secret in
+the path): 16 or more letters, digits, ``-`` or ``_``, with a letter and a digit. :func:`redact_url`
 renders a URL without them; :class:`Redactor` also scrubs them from text that
 came from elsewhere (exception messages of httpx, httpcore and ssl).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterable, Iterator
 
@@ -29,9 +32,19 @@ MASK = "***"
 _MIN_SCRUB_LENGTH = 4
 
 
+_TOKEN_LIKE = re.compile(r"(?=[^/]*[A-Za-z])(?=[^/]*[0-9])[A-Za-z0-9_-]{16,}")
+
+
+def _token_segments(path: str) -> list[str]:
+    """The segments of ``path`` that look like tokens."""
+    return [segment for segment in path.split("/") if _TOKEN_LIKE.fullmatch(segment)]
+
+
 def redact_url(url: httpx.URL) -> str:
-    """``url`` without credentials, fragment and query values: ``https://h/p?token=***``."""
+    """``url`` without credentials, fragment, query values and token-like path
+    segments: ``https://h/services/T0/***?token=***``."""
     path = url.raw_path.split(b"?", 1)[0].decode("ascii")
+    path = "/".join(MASK if _TOKEN_LIKE.fullmatch(part) else part for part in path.split("/"))
     if url.host or url.scheme in ("http", "https"):
         text = f"{url.scheme}://{url.netloc.decode('ascii')}{path}"
     elif url.scheme:
@@ -45,6 +58,7 @@ def redact_url(url: httpx.URL) -> str:
 
 def _url_secrets(url: httpx.URL) -> list[str]:
     secrets = [str(url), url.userinfo.decode("ascii", "replace")]
+    secrets.extend(_token_segments(url.raw_path.split(b"?", 1)[0].decode("ascii")))
     if url.password:
         secrets.append(url.password)
     secrets.extend(value for _, value in url.params.multi_items())
