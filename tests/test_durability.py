@@ -20,7 +20,8 @@ import pytest
 
 import tidings
 from tidings.durable import DurableQueueSink
-from tidings.testing import Receiver, RecordedRequest, Reply
+from tidings.spool import Spool
+from tidings.testing import CaptureSink, Receiver, RecordedRequest, Reply
 
 
 def http_endpoint(url: str, **extra: Any) -> dict[str, Any]:
@@ -191,6 +192,23 @@ def test_persisted_events_are_resumed_by_the_next_start(tmp_path: Path) -> None:
     assert sorted(received_tags(up)) == sorted(f"r-{n}" for n in range(50))
     assert (metrics.accepted, metrics.delivered, metrics.pending) == (50, 50, 0)
     assert report.endpoints["hooks"].persisted == 0
+
+
+def test_flush_waits_for_a_large_adopted_batch(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    earlier = Spool(path)
+    # Big enough that decoding the batch spans several of flush()'s looks.
+    padding = {"pad": "x" * 200}
+    earlier.append([event(f"a-{n}").with_extra(**padding) for n in range(20_000)])
+    earlier.close()
+    sink = CaptureSink()
+    queue = DurableQueueSink(sink, Spool(path), max_batch=20_000, name="hooks")
+    try:
+        assert queue.flush(60)
+        assert len(sink.events) == 20_000, "flush returned before the batch was delivered"
+        assert queue.pending() == 0
+    finally:
+        queue.close(5)
 
 
 def test_exit_without_close_delivers_through_atexit(tmp_path: Path) -> None:

@@ -327,17 +327,24 @@ def test_construction_refuses_non_json_values_naming_the_path(
         Event(**arguments)
 
 
-def test_construction_refuses_a_naive_timestamp() -> None:
-    naive = datetime.datetime(2026, 1, 2, 3, 4, 5)
+@pytest.mark.parametrize(
+    ("timestamp", "shown"),
+    [
+        (datetime.datetime(2026, 1, 2, 3, 4, 5), "datetime.datetime(2026, 1, 2, 3, 4, 5)"),
+        (datetime.datetime(1, 1, 1), "datetime.datetime(1, 1, 1, 0, 0)"),
+        ("2026-01-02T03:04:05Z", "'2026-01-02T03:04:05Z'"),
+        (None, "None"),
+    ],
+    ids=["naive", "naive year 1", "text", "none"],
+)
+def test_construction_refuses_a_timestamp_that_is_not_an_aware_datetime(
+    timestamp: object, shown: str
+) -> None:
     with pytest.raises(
         TypeError,
-        match=re.escape(
-            "event field timestamp must be an aware datetime, "
-            "got datetime.datetime(2026, 1, 2, 3, 4, 5)"
-        )
-        + "$",
+        match=re.escape(f"event field timestamp must be an aware datetime, got {shown}") + "$",
     ):
-        Event(action="push", timestamp=naive)
+        Event(action="push", timestamp=timestamp)  # type: ignore[arg-type]
 
 
 # -- isolation ---------------------------------------------------------------------------

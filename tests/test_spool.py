@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,6 +207,149 @@ def test_undecodable_row_is_quarantined_and_skipped(
         for record in caplog.records
     )
     spool.close()
+
+
+def _left_by_an_earlier_owner(path: Path, bodies: list[bytes | tidings.Event]) -> None:
+    """Rows of a spool owner that is gone: events appended, raw bodies inserted."""
+    earlier = Spool(path)
+    db = sqlite3.connect(path)
+    for body in bodies:
+        if isinstance(body, tidings.Event):
+            earlier.append([body])
+        else:
+            db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (earlier.token, body))
+            db.commit()
+    db.close()
+    earlier.close()
+
+
+def test_a_quarantine_that_fails_hands_the_rows_back(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    _left_by_an_earlier_owner(path, [event(1), b"{not json", event(3)])
+    spool = Spool(path, busy_timeout=0.1)
+    assert spool.adopt_orphans() == 3
+    other_process = sqlite3.connect(path, isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        spool.take(limit=10)
+    assert spool.untaken() == 3
+    other_process.execute("COMMIT")
+    other_process.close()
+    taken = spool.take(limit=10)
+    assert tags(taken) == ["1", "3"]
+    assert taken[1] == 1
+    assert spool.quarantined() == 1
+    spool.close()
+
+
+def test_a_failed_quarantine_leaves_no_transaction_open(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    _left_by_an_earlier_owner(path, [b"{not json"])
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TRIGGER full BEFORE INSERT ON quarantine BEGIN SELECT RAISE(ABORT, 'full'); END"
+    )
+    db.commit()
+    spool = Spool(path)
+    spool.adopt_orphans()
+    with pytest.raises(sqlite3.IntegrityError, match="full"):
+        spool.take(limit=10)
+    spool.append([event(2)])
+    # Committed for everybody, not inside a transaction that the failure left open.
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+    db.close()
+    spool.close()
+
+
+def test_recount_believes_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    spool = Spool(path)
+    spool.append([event(n) for n in range(4)])
+    [(first, _)], _ = spool.take(limit=1)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM events WHERE seq IN (?, ?)", (first, first + 1))  # by hand
+    db.commit()
+    db.close()
+    assert spool.recount() == 2, "neither the deleted rows nor the one handed out"
+    assert tags(spool.take(limit=10)) == ["2", "3"]
+    spool.close()
+
+
+def test_processes_opening_and_writing_a_new_spool_at_once_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    go = tmp_path / "go"
+    script = textwrap.dedent(
+        f"""
+        import os, time
+        import tidings
+        from tidings.spool import Spool
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.001)
+        spool = Spool({str(path)!r})
+        for _ in range(200):
+            spool.append([tidings.Event(action="push")])
+        spool.close()
+        """
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    time.sleep(0.5)  # let every process import and wait at the start line
+    go.touch()
+    errors = [process.communicate(timeout=60)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0] * 6, errors
+
+
+class _BusyAtFirst:
+    """A connection whose first ``journal_mode`` pragmas answer "database is
+    locked" at once, as SQLite does to the loser of a race to switch to WAL."""
+
+    def __init__(self, connection: sqlite3.Connection, refusals: int) -> None:
+        self._connection = connection
+        self.refusals = refusals
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA journal_mode") and self.refusals > 0:
+            self.refusals -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return self._connection.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def _refuse_wal_switches(monkeypatch: pytest.MonkeyPatch, refusals: int) -> None:
+    connect = sqlite3.connect
+    monkeypatch.setattr(
+        "tidings.spool.sqlite3.connect",
+        lambda *args, **kwargs: _BusyAtFirst(connect(*args, **kwargs), refusals),
+    )
+
+
+def test_a_wal_switch_refused_at_once_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_wal_switches(monkeypatch, 3)
+    spool = Spool(tmp_path / "hooks.db", busy_timeout=5)
+    spool.append([event(1)])
+    assert tags(spool.take(limit=1)) == ["1"]
+    spool.close()
+
+
+def test_a_wal_switch_refused_past_busy_timeout_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _refuse_wal_switches(monkeypatch, 10_000)
+    path = tmp_path / "hooks.db"
+    start = time.monotonic()
+    with pytest.raises(tidings.ConfigError) as caught:
+        Spool(path, where='endpoint "hooks": queue.path', busy_timeout=0.3)
+    assert 0.3 <= time.monotonic() - start < 5
+    assert str(caught.value) == (
+        f'endpoint "hooks": queue.path: the spool {path} is locked by another process '
+        "(database is locked)"
+    )
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

@@ -213,7 +213,18 @@ class DurableQueueSink(QueueSink):
         if untaken < self.max_batch:
             # Publishers are committing more: a fuller batch is worth that wait.
             self.spool.wait_for_commit()
-        rows, quarantined = self.spool.take(self.max_batch)
+        # In flight before the rows leave the spool's count, so that flush() never
+        # sees them in neither place; and halt() either sees this or stops us here.
+        self._in_flight = 1
+        if self._stop:
+            self._in_flight = 0
+            return []
+        try:
+            rows, quarantined = self.spool.take(self.max_batch)
+        except BaseException:
+            self._in_flight = 0
+            raise
+        self._in_flight = len(rows) + quarantined
         if not rows and not quarantined:
             # The rows are gone (taken over by another process, or deleted by
             # hand): believe the database, not the count.
@@ -229,9 +240,8 @@ class DurableQueueSink(QueueSink):
             # Undecodable rows are out of the queue; they were counted accepted.
             self._released += quarantined
             self.stats.count_settled("lost", quarantined)
-        if rows:
             self._in_flight = len(rows)
-            self._in_flight_rows = rows
+        self._in_flight_rows = rows
         return [event for _, event in rows]
 
     def _taken_done(self, batch: list[Event], settled: bool) -> None:

@@ -162,7 +162,11 @@ class Event:
 
     @_epoch.default
     def _epoch_of_timestamp(self) -> float:
-        return self.timestamp.timestamp()
+        # Runs before the validators: a bad timestamp is theirs to report.
+        value = self.timestamp
+        if isinstance(value, datetime.datetime) and value.tzinfo is not None:
+            return value.timestamp()
+        return 0.0
 
     @property
     def timestamp_text(self) -> str:

@@ -32,6 +32,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -159,7 +160,7 @@ class Spool:
                     f"{self.where}: the spool {self.path} is corrupt "
                     f"(quick_check: {result[0] if result else 'no answer'})"
                 )
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._use_wal()
             if mode != "wal":
                 raise ConfigError(f"{self.where}: the spool {self.path} cannot use WAL ({mode})")
             db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
@@ -191,6 +192,25 @@ class Spool:
         except ConfigError:
             self._close_files()
             raise
+
+    def _use_wal(self) -> str:
+        """Switch the database to WAL unless it is already; return the mode.
+
+        Two processes opening a new spool at once race to switch it, and SQLite
+        answers the loser "database is locked" at once, without waiting
+        ``busy_timeout``: look again until the winner is done or the time is up.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                mode = str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+                if mode == "wal":
+                    return mode
+                return str(self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.01)
 
     def _close_files(self) -> None:
         with contextlib.suppress(Exception):
@@ -274,13 +294,14 @@ class Spool:
             failures = (exc, exc)
         finally:
             self._lock.acquire()
-        self._committing = False
-        self._committed = leading
         if failures != (None, None):
+            # Before _committed moves: a woken waiter reads both without the lock.
             self._failures[leading] = failures
             # Forget old failures: every waiter of those generations has seen them.
             for stale in [key for key in self._failures if key < leading - 1000]:
                 del self._failures[stale]
+        self._committing = False
+        self._committed = leading
         sleepers, self._sleepers = self._sleepers, []
         for gate in sleepers:
             gate.release()
@@ -297,6 +318,10 @@ class Spool:
         """
         failures: list[BaseException | None] = [None, None]
         with self._db_lock:
+            if self._db.in_transaction:
+                # Left open by a statement that failed after BEGIN: statements run
+                # inside it would not be committed.
+                self._db.execute("ROLLBACK")
             if removals:
                 try:
                     # Deleting a row twice does no harm: no transaction across chunks.
@@ -417,17 +442,32 @@ class Spool:
                     self._unmirrored -= 1
                     picked.append((seq, body))
         taken: list[tuple[int, Event]] = []
-        quarantined = 0
-        for seq, item in picked:
-            if isinstance(item, Event):
-                taken.append((seq, item))
-                continue
-            try:
-                taken.append((seq, Event.from_dict(json.loads(item))))
-            except (ValueError, TypeError) as exc:
-                self._quarantine(seq, item, exc)
-                quarantined += 1
-        return taken, quarantined
+        moved: set[int] = set()
+        try:
+            for seq, item in picked:
+                if isinstance(item, Event):
+                    taken.append((seq, item))
+                    continue
+                try:
+                    taken.append((seq, Event.from_dict(json.loads(item))))
+                except (ValueError, TypeError, RecursionError) as exc:
+                    self._quarantine(seq, item, exc)
+                    moved.add(seq)
+        except BaseException:
+            # Quarantining failed (a locked database, say): hand the rows back.
+            self._give_back([(seq, item) for seq, item in picked if seq not in moved])
+            raise
+        return taken, len(moved)
+
+    def _give_back(self, picked: list[tuple[int, Event | bytes]]) -> None:
+        """Undo a take of ``picked``: rows from the mirror go back to its front,
+        the others are read from the database again."""
+        with self._mirror_lock:
+            self._mirror.extendleft(
+                (seq, item) for seq, item in reversed(picked) if isinstance(item, Event)
+            )
+            self._unmirrored += sum(1 for _, item in picked if not isinstance(item, Event))
+            self._out.difference_update(seq for seq, _ in picked)
 
     def _mirrored(self, seq: int) -> bool:
         """Whether the oldest row of the mirror is row ``seq``, which the database
@@ -454,20 +494,24 @@ class Spool:
             self._out.difference_update(seq for seq, _ in rows)
 
     def _quarantine(self, seq: int, body: object, exc: Exception) -> None:
+        with self._db_lock:
+            self._atomically(self._move_to_quarantine, (seq, body, exc), True)
+            with self._mirror_lock:
+                self._out.discard(seq)
         logger.warning(
             "%s: spool row %d cannot be decoded (%s); moved to the quarantine table",
             self.where,
             seq,
             exc,
         )
-        with self._db_lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO quarantine (seq, body, error) VALUES (?, ?, ?)",
-                (seq, body, f"{type(exc).__name__}: {exc}"),
-            )
-            self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
-            self._db.execute("COMMIT")
+
+    def _move_to_quarantine(self, row: tuple[int, object, Exception]) -> None:
+        seq, body, exc = row
+        self._db.execute(
+            "INSERT OR REPLACE INTO quarantine (seq, body, error) VALUES (?, ?, ?)",
+            (seq, body, f"{type(exc).__name__}: {exc}"),
+        )
+        self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
 
     def drop_oldest(self, count: int) -> int:
         """Delete up to ``count`` of the oldest own rows not taken; return how many
@@ -497,13 +541,12 @@ class Spool:
         return int(row[0])
 
     def recount(self) -> int:
-        """Believe the database: forget the mirror and count the own rows again."""
+        """Believe the database: forget the mirror and count the own rows not
+        handed out again; return that count."""
         with self._db_lock, self._mirror_lock:
-            row = self._db.execute(
-                "SELECT count(*) FROM events WHERE owner = ?", (self.token,)
-            ).fetchone()
+            seqs = self._db.execute("SELECT seq FROM events WHERE owner = ?", (self.token,))
             self._mirror.clear()
-            self._unmirrored = int(row[0]) - len(self._out)
+            self._unmirrored = sum(1 for (seq,) in seqs if seq not in self._out)
         return self._unmirrored
 
     def untaken(self) -> int:
