@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tidings
+from _support import GatedSink
 from tidings.durable import DurableQueueSink
 from tidings.spool import Spool
 from tidings.testing import CaptureSink, Receiver, RecordedRequest, Reply
@@ -207,6 +208,25 @@ def test_flush_waits_for_a_large_adopted_batch(tmp_path: Path) -> None:
         assert queue.flush(60)
         assert len(sink.events) == 20_000, "flush returned before the batch was delivered"
         assert queue.pending() == 0
+    finally:
+        queue.close(5)
+
+
+def test_an_outage_keeps_the_backlog_on_disk_not_in_memory(tmp_path: Path) -> None:
+    sink = GatedSink(stalled=True)
+    spool = Spool(tmp_path / "hooks.db", mirror_limit=100)
+    queue = DurableQueueSink(sink, spool, max_size=10_000, max_batch=50, name="hooks")
+    try:
+        queue.write([event("o-0")])
+        assert sink.wait_started(1)
+        for start in range(1, 3001, 100):
+            queue.write([event(f"o-{n}") for n in range(start, start + 100)])
+        assert len(spool._mirror) == 100, "the rest of the backlog waits on disk"
+        assert queue.pending() == 3001
+        sink.gate.set()
+        assert queue.flush(60)
+        tags = [(item.target or {})["tag"] for item in sink.events]
+        assert tags == [f"o-{n}" for n in range(3001)]
     finally:
         queue.close(5)
 

@@ -43,6 +43,21 @@ def test_append_take_remove_in_order(tmp_path: Path) -> None:
     spool.close()
 
 
+def test_memory_holds_at_most_mirror_limit_events_and_the_rest_are_read_back(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "hooks.db", mirror_limit=3)
+    spool.append([event(n) for n in range(5)])
+    spool.append([event(5)])
+    assert len(spool._mirror) == 3
+    assert spool.untaken() == 6
+    assert tags(spool.take(limit=2)) == ["0", "1"]
+    spool.append([event(6)])  # room again: this one is kept in memory
+    assert tags(spool.take(limit=10)) == ["2", "3", "4", "5", "6"]
+    assert spool.untaken() == 0
+    spool.close()
+
+
 def test_rows_taken_but_not_removed_are_left_for_the_next_owner(tmp_path: Path) -> None:
     path = tmp_path / "hooks.db"
     first = Spool(path)

@@ -4,10 +4,11 @@
 share one commit (group commit): the first thread to find no commit under way
 writes everything queued so far at once while the others wait for it.
 
-The rows this process committed are also kept in memory, in order, until the
-worker takes them: the worker reads the database only for rows it did not
-write itself (left by an earlier run or adopted), and the deletions of settled
-rows join the next group commit instead of committing on their own.
+The rows this process committed are also kept in memory (up to
+``MIRROR_LIMIT``), in order, until the worker takes them: the worker reads the
+database only for rows it did not write itself (left by an earlier run or
+adopted) or that did not fit, and the deletions of settled rows join the next
+group commit instead of committing on their own.
 
 Ownership instead of per-row timers: every process that opens a spool takes an
 exclusive ``flock`` on its own lock file beside the database and stamps the rows
@@ -64,6 +65,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+MIRROR_LIMIT = 2000
+"""Committed events a spool keeps in memory for its worker; more are read back."""
+
 _ROWS_PER_INSERT = 250
 """Rows per INSERT statement (SQLite limits the terms of a VALUES list)."""
 _ROWS_PER_DELETE = 500
@@ -89,6 +93,7 @@ class Spool:
 
     ``where`` names the spool in errors (``endpoint "hooks": queue.path``). Raises
     :class:`ConfigError` at open when the file is locked, corrupt or unwritable.
+    ``mirror_limit`` bounds the committed events kept in memory for the worker.
     """
 
     def __init__(
@@ -98,8 +103,10 @@ class Spool:
         synchronous: str = "normal",
         where: str = "queue.path",
         busy_timeout: float = 5.0,
+        mirror_limit: int = MIRROR_LIMIT,
     ) -> None:
         self.path = Path(path)
+        self.mirror_limit = mirror_limit
         self.synchronous = synchronous
         self.where = where
         self.busy_timeout = busy_timeout
@@ -340,7 +347,13 @@ class Spool:
                 # The rows were inserted under the write lock, so their seqs are consecutive.
                 seqs = range(last - len(rows) + 1, last + 1)
                 with self._mirror_lock:
-                    self._mirror.extend(zip(seqs, [event for _, event in rows], strict=True))
+                    # Within the limit in memory; the rest are read back when due.
+                    room = max(self.mirror_limit - len(self._mirror), 0)
+                    kept = rows[:room]
+                    self._mirror.extend(
+                        zip(seqs[: len(kept)], [event for _, event in kept], strict=True)
+                    )
+                    self._unmirrored += len(rows) - len(kept)
         return failures[0], failures[1]
 
     def _atomically(self, action: Callable[[_T], _R], argument: _T, transaction: bool) -> _R:
