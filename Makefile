@@ -24,7 +24,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy core/tidings plugins/tidings_http plugins/tidings_file plugins/tidings_log \
-		examples/tidings-example-plugin/src/tidings_example
+		examples/tidings-example-plugin/src/tidings_example benchmarks/*.py
 
 # The real docker registry and skopeo, for the registry integration test.
 registry-tools:

@@ -260,7 +260,7 @@ class ThreadProfiles:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
 
     def stats(self, prefix: str) -> pstats.Stats | None:
         """The stats of every thread whose name starts with ``prefix``, together."""

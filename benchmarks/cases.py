@@ -120,7 +120,7 @@ class Result:
             "ratio": None,
         }
         (self.diagnostics if diagnostic else self.rows).append(row)
-        return float(row["median"])
+        return median(samples)
 
     def _row(self, key: str) -> dict[str, Any]:
         for row in (*self.rows, *self.diagnostics):
@@ -314,7 +314,7 @@ def _discard_backlog(worker: Any) -> None:
     slack stretches to tens of microseconds), so draining 100,000 jobs would take
     seconds; they are no-ops, so they are dropped instead.
     """
-    pending = getattr(worker, "_queue", None)
+    pending: Any = getattr(worker, "_queue", None)
     if not all(hasattr(pending, name) for name in ("mutex", "queue", "unfinished_tasks")):
         worker.flush(600)  # another sentry-sdk: drain it the slow way
         return
@@ -507,6 +507,10 @@ class GroupCommit:
         self.db.close()
 
 
+def _bare_append(bare: GroupCommit, body_of: Callable[[], str]) -> None:
+    bare.append(body_of().encode())
+
+
 def _threaded(call: Callable[[], None], threads: int, per_thread: int) -> tuple[float, float]:
     """Run ``call`` ``per_thread`` times in each of ``threads`` threads, started
     together; return (median seconds per call, seconds from start to the last return)."""
@@ -613,7 +617,7 @@ def durable(scale: Scale) -> list[dict[str, Any]]:
             runs["memory-batch"].append(per_request)
             bare = GroupCommit(Path(tmp, f"bare-{rep}.db"))
             bare_median, bare_elapsed = _threaded(
-                lambda bare=bare: bare.append(body_of().encode()), threads, per_thread
+                functools.partial(_bare_append, bare, body_of), threads, per_thread
             )
             bare.close()
             runs["bare-publish"].append(bare_median * 1e6)
@@ -765,6 +769,10 @@ def file_sink(scale: Scale) -> list[dict[str, Any]]:
 # -- B6: close() during a long backoff ---------------------------------------------------
 
 
+def _failed_once(hub: tidings.Notifier) -> bool:
+    return hub.metrics()["dead"].errors >= 1
+
+
 def close_in_backoff(scale: Scale) -> list[dict[str, Any]]:
     port = closed_port()
     endpoint = {
@@ -785,7 +793,7 @@ def close_in_backoff(scale: Scale) -> list[dict[str, Any]]:
     for _ in range(scale.close_reps):
         hub = notifier([endpoint])
         hub.publish(example_event())
-        wait_until(lambda hub=hub: hub.metrics()["dead"].errors >= 1, 30, "the first failure")
+        wait_until(functools.partial(_failed_once, hub), 30, "the first failure")
         time.sleep(0.1)  # the write is now in its 30 s wait
         start = time.perf_counter()
         report = hub.close(5)

@@ -296,16 +296,16 @@ def _floor_text(bench_id: str, results: list[dict[str, Any]]) -> str:
     if bench_id == "B1":
         caller = _diagnostic(results, "B1", "tidings-caller")
         sentry_caller = _diagnostic(results, "B1", "sentry-caller")
-        floor = _diagnostic(results, "B1", "floor")
+        put = _diagnostic(results, "B1", "floor")
         shares = (
             f"Per endpoint the caller's share is {caller / 3:.2f} µs, against "
             f"{sentry_caller:.2f} µs for sentry's submit to its one queue; what separates "
             "the two loops is the delivery, which tidings' workers do while the loop runs "
             "and sentry's worker postpones by sleeping after every job. The goal of 15 x "
-            f"the floor allows {15 * floor:.2f} µs for three endpoints, less than the "
+            f"the floor allows {15 * put:.2f} µs for three endpoints, less than the "
             "caller's share alone: one Python-level hand-off per endpoint (filter check, "
             "deque append, lock-free counters) costs more than a C-level put. "
-            if caller and sentry_caller and floor
+            if caller and sentry_caller and put
             else ""
         )
         return (
