@@ -485,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import cases
 
     if args.rewrite_docs:
-        return _rewrite_docs(cases.QUICK, cases.FULL)
+        return _rewrite_docs(cases.FULL)
 
     scale = cases.QUICK if args.quick else cases.FULL
     wanted = set(ALL_IDS)
@@ -581,21 +581,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _rewrite_docs(quick: Any, full: Any) -> int:
+def _rewrite_docs(full: Any) -> int:
     latest = RESULTS / "latest.json"
     try:
         saved = json.loads(latest.read_text(encoding="utf-8"))
     except FileNotFoundError:
         print(f"no results to rewrite from: {latest.relative_to(ROOT)} (run the benchmarks first)")
         return 2
-    scale = quick if "--quick" in saved["command"] else full
+    if "--quick" in saved["command"] or "--only" in saved["command"]:
+        print(
+            f"the last run was partial ({saved['command']}): run the whole set before "
+            "rewriting the page"
+        )
+        return 2
     write_page(
         saved["results"],
         saved["failures"],
         saved["profiles"],
         saved["machine"],
-        reps=saved.get("reps", scale.reps),
-        calls=saved.get("calls", scale.calls),
+        reps=saved.get("reps", full.reps),
+        calls=saved.get("calls", full.calls),
         command=saved["command"],
     )
     print(f"wrote {DOCS_PAGE.relative_to(ROOT)} from {latest.relative_to(ROOT)}")
