@@ -177,7 +177,7 @@ suite: nothing here is asserted by a test.
 Run them with `make bench` (which installs the `bench` extra, `sentry-sdk` and
 `pyinstrument`, and runs `.venv/bin/python benchmarks/run.py`); add `--quick` for
 a smoke run and `--only B1,B6` for some of them; `--rewrite-docs` renders this
-page again from the last run's results, running nothing. Each case runs in a fresh
+page again from the results of the last whole run, running nothing. Each case runs in a fresh
 process; B2, B3 and B4 post to `benchmarks/receiver.py`, a raw-socket HTTP/1.1
 receiver in another process (keep-alive, reads each body by `Content-Length`,
 answers `200` with `Content-Length: 0`). Every event is the registry's example
