@@ -231,6 +231,71 @@ def test_an_outage_keeps_the_backlog_on_disk_not_in_memory(tmp_path: Path) -> No
         queue.close(5)
 
 
+def test_close_drains_past_an_undecodable_row(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.db"
+    earlier = Spool(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    earlier.append([event("good-1")])
+    db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (earlier.token, b"{broken"))
+    earlier.append([event("good-2")])
+    earlier.close()
+    sink = GatedSink(stalled=True)
+    queue = DurableQueueSink(sink, Spool(path), max_batch=1, name="hooks")
+    assert sink.wait_started(1)  # writing good-1
+    closing = threading.Thread(target=queue.close, args=(5,))
+    closing.start()
+    time.sleep(0.2)  # close() has stopped accepting and waits for the drain
+    sink.gate.set()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert [(item.target or {})["tag"] for item in sink.events] == ["good-1", "good-2"]
+    assert queue.persisted == 0
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("max_size", "overflow", "max_batch"),
+    [(8, "drop_oldest", 1), (30, "block", 4)],
+)
+def test_many_publishers_into_a_small_durable_queue_keep_every_count(
+    tmp_path: Path, max_size: int, overflow: str, max_batch: int
+) -> None:
+    spool = Spool(tmp_path / "hooks.db", mirror_limit=2)
+    sink = CaptureSink()
+    queue = DurableQueueSink(
+        sink, spool, max_size=max_size, overflow=overflow, max_batch=max_batch, block_timeout=5
+    )
+    written = [0] * 6
+
+    def publish(publisher: int) -> None:
+        chooser = random.Random(publisher)
+        while written[publisher] < 300:
+            count = chooser.randint(1, 4)
+            first = written[publisher]
+            queue.write([event(f"{publisher}-{first + n}") for n in range(count)])
+            written[publisher] += count
+
+    threads = [threading.Thread(target=publish, args=(p,)) for p in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert queue.flush(30)
+        tags = [str((item.target or {})["tag"]) for item in sink.events]
+        assert len(tags) == len(set(tags)), "delivered twice"
+        for publisher in range(6):
+            numbers = [int(tag.split("-")[1]) for tag in tags if tag.startswith(f"{publisher}-")]
+            assert numbers == sorted(numbers), f"publisher {publisher} out of order"
+        metrics = queue.stats.snapshot()
+        assert metrics.delivered + metrics.dropped == sum(written)
+        assert queue.pending() == 0
+        assert spool.count() == 0
+    finally:
+        queue.close(5)
+
+
 def test_exit_without_close_delivers_through_atexit(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """

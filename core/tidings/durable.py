@@ -227,20 +227,28 @@ class DurableQueueSink(QueueSink):
         self._in_flight = len(rows) + quarantined
         if not rows and not quarantined:
             # The rows are gone (taken over by another process, or deleted by
-            # hand): believe the database, not the count.
+            # hand): believe the database, by the difference, which leaves the
+            # rows of commits under way alone.
             with self._lock:
-                self._admitted = self._released + self.spool.recount()
-            logger.warning(
-                "endpoint %r: the spool %s holds fewer events than expected; recounted",
-                self.name,
-                self.spool.path,
-            )
+                missing = self.spool.recount()
+                self._admitted -= missing
+                self._not_full.notify_all()
+            if missing > 0:
+                logger.warning(
+                    "endpoint %r: %d events are missing from the spool %s; recounted",
+                    self.name,
+                    missing,
+                    self.spool.path,
+                )
             return []
         if quarantined:
             # Undecodable rows are out of the queue; they were counted accepted.
             self._released += quarantined
             self.stats.count_settled("lost", quarantined)
             self._in_flight = len(rows)
+            if self.overflow == "block":
+                with self._lock:
+                    self._not_full.notify_all()
         self._in_flight_rows = rows
         return [event for _, event in rows]
 

@@ -279,8 +279,10 @@ class QueueSink:
                     # next start: taking them again now would only spin.
                     break
                 continue
-            if not self._accepting:
-                break  # closing, and nothing is left
+            if not self._accepting and not self._has_work():
+                # Closing, and nothing is left. (A durable take can come back empty
+                # with rows left, when it quarantined or recounted: so ask.)
+                break
             self._worker_waiting = True
             self._wakeup.clear()
             # Re-check after announcing the wait: a writer that appended before it

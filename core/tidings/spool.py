@@ -555,12 +555,14 @@ class Spool:
 
     def recount(self) -> int:
         """Believe the database: forget the mirror and count the own rows not
-        handed out again; return that count."""
+        handed out again. Returns how many fewer there are than this spool
+        believed (rows deleted behind its back; negative if there are more)."""
         with self._db_lock, self._mirror_lock:
+            believed = len(self._mirror) + self._unmirrored
             seqs = self._db.execute("SELECT seq FROM events WHERE owner = ?", (self.token,))
             self._mirror.clear()
             self._unmirrored = sum(1 for (seq,) in seqs if seq not in self._out)
-        return self._unmirrored
+            return believed - self._unmirrored
 
     def untaken(self) -> int:
         """Own rows committed and not handed out by :meth:`take` (a passing read)."""
