@@ -28,6 +28,20 @@ def tags(taken: tuple[list[tuple[int, tidings.Event]], int]) -> list[str]:
     return [str((item.target or {})["tag"]) for _, item in taken[0]]
 
 
+def _left_by_an_earlier_owner(path: Path, bodies: list[bytes | tidings.Event]) -> None:
+    """Rows of a spool owner that is gone: events appended, raw bodies inserted."""
+    earlier = Spool(path)
+    db = sqlite3.connect(path)
+    for body in bodies:
+        if isinstance(body, tidings.Event):
+            earlier.append([body])
+        else:
+            db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (earlier.token, body))
+            db.commit()
+    db.close()
+    earlier.close()
+
+
 def test_append_take_remove_in_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "hooks.db")
     spool.append([event(n) for n in range(5)])
@@ -73,9 +87,7 @@ def test_rows_taken_but_not_removed_are_left_for_the_next_owner(tmp_path: Path) 
 
 def test_adopted_rows_and_own_rows_are_taken_oldest_first(tmp_path: Path) -> None:
     path = tmp_path / "hooks.db"
-    first = Spool(path)
-    first.append([event(n) for n in range(3)])
-    first.close()
+    _left_by_an_earlier_owner(path, [event(n) for n in range(3)])
     second = Spool(path)
     second.append([event(3), event(4)])
     assert second.adopt_orphans() == 3
@@ -90,9 +102,7 @@ def test_adopted_rows_and_own_rows_are_taken_oldest_first(tmp_path: Path) -> Non
 def test_drop_oldest_deletes_the_oldest_rows_not_taken(tmp_path: Path, adopted: int) -> None:
     path = tmp_path / "hooks.db"
     if adopted:
-        earlier = Spool(path)
-        earlier.append([event(100 + n) for n in range(adopted)])
-        earlier.close()
+        _left_by_an_earlier_owner(path, [event(100 + n) for n in range(adopted)])
     spool = Spool(path)
     spool.append([event(n) for n in range(5)])
     assert spool.adopt_orphans() == adopted
@@ -201,14 +211,7 @@ def test_rows_of_a_killed_process_are_adopted(tmp_path: Path) -> None:
 def test_undecodable_row_is_quarantined_and_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    earlier = Spool(tmp_path / "hooks.db")
-    earlier.append([event(1)])
-    db = sqlite3.connect(tmp_path / "hooks.db")
-    db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (earlier.token, b"{not json"))
-    db.commit()
-    db.close()
-    earlier.append([event(2)])
-    earlier.close()
+    _left_by_an_earlier_owner(tmp_path / "hooks.db", [event(1), b"{not json", event(2)])
     spool = Spool(tmp_path / "hooks.db", where='endpoint "hooks": queue.path')
     assert spool.adopt_orphans() == 3
     taken = spool.take(limit=10)
@@ -222,20 +225,6 @@ def test_undecodable_row_is_quarantined_and_skipped(
         for record in caplog.records
     )
     spool.close()
-
-
-def _left_by_an_earlier_owner(path: Path, bodies: list[bytes | tidings.Event]) -> None:
-    """Rows of a spool owner that is gone: events appended, raw bodies inserted."""
-    earlier = Spool(path)
-    db = sqlite3.connect(path)
-    for body in bodies:
-        if isinstance(body, tidings.Event):
-            earlier.append([body])
-        else:
-            db.execute("INSERT INTO events (owner, body) VALUES (?, ?)", (earlier.token, body))
-            db.commit()
-    db.close()
-    earlier.close()
 
 
 def test_a_quarantine_that_fails_hands_the_rows_back(tmp_path: Path) -> None:
